@@ -1,0 +1,35 @@
+"""Every file and folder name that more than one part of sweep relies on, in one place.
+
+The job side (``sweep/job``) may import this module: it is pure constants.
+"""
+
+# --- the dataset shard folder (written by `sweep data shard`, read by the job and the planner)
+DATA_MANIFEST = "manifest.json"
+
+# --- what one training job writes into its output folder
+METRICS = "metrics.json"
+ERROR = "error.json"
+MODEL_KERAS = "model.keras"
+MODEL_TFLITE = "model.tflite"
+HISTORY = "history.csv"
+PREDICTIONS = "predictions.npz"
+WRAPPER_TIMINGS = "wrapper.json"  # stage timings the shell wrapper records before python starts
+JOB_OUTPUT_DIR = "out"  # inside the job's sandbox; remapped to the item folder on return
+
+# --- the job code shipped to every execute node (sweep/__init__.py + sweep/job/)
+CODE_TARBALL = "sweep-code.tar.gz"
+
+# --- the sweep directory (sweeps/NAME/)
+SWEEP_MANIFEST = "sweep.json"
+SUBMIT_DESCRIPTION = "submit.sub"
+JOB_WRAPPER = "job-wrapper.sh"
+ITEM_ROWS = "items.json"
+EVENT_LOG = "events.log"
+ITEMS_DIR = "items"
+RESULTS_PARQUET = "results.parquet"
+RESULTS_CSV = "results.csv"
+REPORT_DIR = "report"
+LOCK_FILE = ".lock"
+
+# --- environment tarballs (envs/cache/)
+ENV_CACHE_DIR = "cache"
