@@ -33,3 +33,9 @@ LOCK_FILE = ".lock"
 
 # --- environment tarballs (envs/cache/)
 ENV_CACHE_DIR = "cache"
+
+# --- the embedded local backend, inside the sweep directory
+LOCAL_EVENTS = "events.jsonl"  # the local backend's event log (HTCondor's is EVENT_LOG)
+LOCAL_RUNS_DIR = "local"  # run-N.json (what a runner runs) and runner-N.log (what it said)
+LOCAL_SANDBOXES_DIR = ".sandboxes"  # per-attempt job folders, removed when the attempt ends
+UNPACKED_ENV_CACHE = "unpacked"  # beside the environment tarballs: unpacked once, shared by local jobs

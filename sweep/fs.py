@@ -1,0 +1,86 @@
+"""File-system primitives with one promise: a reader never sees a half-written file.
+
+Every write goes to a temporary file in the same folder, is flushed to disk, then renamed
+over the target (rename is atomic within one file system).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from sweep.errors import SweepError
+
+
+def _write_error(path: Path, error: OSError) -> SweepError:
+    if error.errno == errno.ENOSPC:
+        return SweepError(f"no space left on the device while writing {path}; nothing was written there; free space and retry")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return SweepError(f"cannot write {path}: {error.strerror}; accepted: a folder you can write to")
+    return SweepError(f"cannot write {path}: {error.strerror or error}")
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+    path = Path(path)
+    tmp_name: str | None = None
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp_name, mode & ~current_umask())
+        os.replace(tmp_name, path)
+        tmp_name = None
+    except OSError as error:
+        raise _write_error(path, error) from None
+    finally:
+        if tmp_name is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+
+
+def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
+    atomic_write_bytes(path, text.encode(), mode)
+
+
+def atomic_write_json(path: Path, payload: object) -> None:
+    atomic_write_text(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path: Path) -> object:
+    """Read JSON; a missing, truncated or garbled file is a SweepError that names it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise SweepError(f"{path} does not exist") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise SweepError(f"{path} is not valid JSON ({error}); it may be truncated") from None
+
+
+def current_umask() -> int:
+    """The process umask (os.umask can only be read by setting it)."""
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+@contextlib.contextmanager
+def file_lock(path: Path, *, wait: bool = True, what: str = "this sweep") -> Iterator[None]:
+    """An advisory lock (flock) on `path`, released when the block ends or the process dies."""
+    with open(path, "a") as handle:
+        flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(handle.fileno(), flags)
+        except BlockingIOError:
+            raise SweepError(f"{what} is busy: another sweep command holds {path}; try again when it finishes") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)

@@ -1,0 +1,241 @@
+"""The sweep directory: its manifest, its item folders, and the item states every backend reports.
+
+A sweep directory is created whole or not at all: it is built in a hidden temporary folder
+beside its final place and renamed into place in one step.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from pathlib import Path
+
+from sweep import names
+from sweep.errors import StateError
+from sweep.fs import atomic_write_json, current_umask, file_lock, read_json
+from sweep.spec import SweepSpec, validate_name
+
+MANIFEST_SCHEMA = "sweep.sweep/1"
+
+
+class ItemState(StrEnum):
+    """The same words on every backend."""
+
+    IDLE = "idle"  # waiting for a slot
+    RUNNING = "running"
+    HELD = "held"  # stopped by a policy (e.g. SIGILL); needs a person: resubmit or cancel
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ItemState.DONE, ItemState.FAILED, ItemState.CANCELLED)
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing more will happen without a person: terminal, or held."""
+        return self.is_terminal or self is ItemState.HELD
+
+
+@dataclass(frozen=True)
+class ItemStatus:
+    item: str
+    state: ItemState = ItemState.IDLE
+    reason: str = ""  # plain words: why it failed, is held or was cancelled
+    exit_code: int | None = None
+    exit_signal: int | None = None
+    attempts: int = 0  # executions started (the first run and every retry)
+    host: str = ""
+    microarch: str = ""
+    submitted_at: float | None = None
+    started_at: float | None = None
+    ended_at: float | None = None
+    transfer_seconds: float | None = None  # input transfer of the last attempt, where the backend knows it
+    submission: str = ""  # the cluster id (condor) or run id (local) that produced this status
+
+    @property
+    def retries(self) -> int:
+        return max(0, self.attempts - 1)
+
+    @property
+    def wall_time(self) -> float | None:
+        if self.started_at is None or self.ended_at is None:
+            return None
+        return max(0.0, self.ended_at - self.started_at)
+
+    def with_changes(self, **changes: object) -> ItemStatus:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class Submission:
+    """One submit transaction: a cluster (condor) or a run (local) and the items in proc order."""
+
+    id: str
+    items: tuple[str, ...]
+    submitted_at: float
+    token: str
+
+    def to_dict(self) -> dict[str, object]:
+        return {"id": self.id, "items": list(self.items), "submitted_at": self.submitted_at, "token": self.token}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> Submission:
+        return cls(id=str(data["id"]), items=tuple(data["items"]), submitted_at=float(data["submitted_at"]), token=data["token"])
+
+
+@dataclass
+class SweepManifest:
+    """sweep.json: everything needed to understand, watch and collect a sweep later."""
+
+    name: str
+    spec: SweepSpec
+    backend: dict[str, str]  # {"name": "local"} or {"name": "condor", "schedd": ..., "pool": ...}
+    env: dict[str, object]
+    data: dict[str, object]
+    items: list[dict[str, object]]  # item rows plus per-item plan facts (train images, input bytes)
+    max_retries: int
+    environment: dict[str, str] = field(default_factory=dict)  # extra job environment (test switches)
+    submissions: list[Submission] = field(default_factory=list)
+    created_at: float = field(default_factory=time.time)
+    sweep_version: str = ""
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "schema": MANIFEST_SCHEMA,
+            "name": self.name,
+            "sweep_version": self.sweep_version,
+            "created_at": self.created_at,
+            "spec": self.spec.to_dict(),
+            "backend": self.backend,
+            "env": self.env,
+            "data": self.data,
+            "items": self.items,
+            "max_retries": self.max_retries,
+            "environment": self.environment,
+            "submissions": [s.to_dict() for s in self.submissions],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> SweepManifest:
+        if data.get("schema") != MANIFEST_SCHEMA:
+            raise StateError(f"sweep manifest schema {data.get('schema')!r} is not {MANIFEST_SCHEMA!r}")
+        return cls(
+            name=data["name"],
+            spec=SweepSpec.from_dict(data["spec"]),
+            backend=data["backend"],
+            env=data["env"],
+            data=data["data"],
+            items=data["items"],
+            max_retries=int(data["max_retries"]),
+            environment=data.get("environment", {}),
+            submissions=[Submission.from_dict(s) for s in data.get("submissions", [])],
+            created_at=float(data["created_at"]),
+            sweep_version=data.get("sweep_version", ""),
+        )
+
+    @property
+    def item_names(self) -> list[str]:
+        return [str(row["item"]) for row in self.items]
+
+
+class SweepDir:
+    """A sweep's folder: sweeps/NAME/{sweep.json, submit.sub, items.json, job-wrapper.sh, events.log, items/}."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path).resolve()
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.path / names.SWEEP_MANIFEST
+
+    @property
+    def event_log(self) -> Path:
+        return self.path / names.EVENT_LOG
+
+    def item_dir(self, item: str) -> Path:
+        return self.path / names.ITEMS_DIR / item
+
+    def item_output(self, item: str) -> Path:
+        return self.item_dir(item) / names.JOB_OUTPUT_DIR
+
+    def load(self) -> SweepManifest:
+        try:
+            data = read_json(self.manifest_path)
+        except StateError:
+            raise
+        except Exception as error:  # a SweepError from read_json: say which sweep it is
+            raise StateError(f"sweep {self.name!r} at {self.path} cannot be read: {error}") from None
+        if not isinstance(data, dict):
+            raise StateError(f"{self.manifest_path} does not hold a sweep manifest")
+        return SweepManifest.from_dict(data)
+
+    def save(self, manifest: SweepManifest) -> None:
+        atomic_write_json(self.manifest_path, manifest.to_dict())
+
+    @contextlib.contextmanager
+    def locked(self, *, wait: bool = True) -> Iterator[None]:
+        with file_lock(self.path / names.LOCK_FILE, wait=wait, what=f"sweep {self.name!r}"):
+            yield
+
+
+def open_sweep(sweeps_dir: Path, name: str) -> SweepDir:
+    """The sweep called `name`, or a StateError that says which sweeps exist."""
+    validate_name(name)
+    sweep = SweepDir(Path(sweeps_dir) / name)
+    if not sweep.manifest_path.is_file():
+        known = sorted(p.parent.name for p in Path(sweeps_dir).glob(f"*/{names.SWEEP_MANIFEST}"))
+        hint = f"known sweeps in {sweeps_dir}: {', '.join(known)}" if known else f"no sweeps in {sweeps_dir}"
+        raise StateError(f"no sweep named {name!r} in {sweeps_dir}; {hint}")
+    return sweep
+
+
+def create_sweep_dir(
+    sweeps_dir: Path, name: str, build: Callable[[Path], None], *, replace_existing: bool = False
+) -> SweepDir:
+    """Build a sweep directory with `build(tmp)` and rename it into place: all of it, or nothing."""
+    sweeps_dir = Path(sweeps_dir)
+    final = sweeps_dir / name
+    if final.exists() and not replace_existing:
+        raise StateError(
+            f"a sweep named {name!r} already exists at {final}; accepted: another --name, or --replace to discard it"
+        )
+    try:
+        sweeps_dir.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=sweeps_dir))
+    except OSError as error:
+        raise StateError(f"cannot create a sweep in {sweeps_dir}: {error.strerror}; accepted: a folder you can write to") from None
+    try:
+        os.chmod(tmp, 0o777 & ~current_umask())
+        build(tmp)
+        if final.exists():  # --replace: move the old one aside first so the swap is one rename
+            doomed = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=sweeps_dir))
+            os.replace(final, doomed / name)
+            os.replace(tmp, final)
+            shutil.rmtree(doomed, ignore_errors=True)
+        else:
+            os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return SweepDir(final)
+
+
+def remove_sweep_dir(sweep: SweepDir) -> None:
+    """Undo a sweep that could not be submitted (rename away first so no reader sees half a folder)."""
+    doomed = sweep.path.with_name(f".{sweep.name}.removed-{os.getpid()}")
+    with contextlib.suppress(FileNotFoundError):
+        os.replace(sweep.path, doomed)
+    shutil.rmtree(doomed, ignore_errors=True)
+
