@@ -190,34 +190,120 @@ def submit(
     batch_size: Annotated[str, typer.Option("--batch-size", help="Training batch size.")] = "32",
     seed: Annotated[int, typer.Option("--seed", help="Base seed; every item's seed derives from it.")] = 0,
     request_cpus: Annotated[str, typer.Option("--request-cpus", help="CPUs per job.")] = "1",
-    request_memory: Annotated[str, typer.Option("--request-memory", help="Memory per job, e.g. 4GB.")] = "4GB",
-    request_disk: Annotated[str, typer.Option("--request-disk", help="Disk per job, e.g. 8GB.")] = "8GB",
+    request_memory: Annotated[str, typer.Option("--request-memory", help="Memory per job, e.g. 4GB (bare number: MB).")] = "4GB",
+    request_disk: Annotated[str, typer.Option("--request-disk", help="Disk per job, e.g. 8GB (bare number: KB).")] = "8GB",
     require: Annotated[
         str | None, typer.Option("--require", help="ClassAd requirements expression replacing the AVX2 default.")
     ] = None,
     no_require_avx: Annotated[
-        bool, typer.Option("--no-require-avx", help="Drop the default AVX2 requirement (jobs may then SIGILL).")
+        bool, typer.Option("--no-require-avx", help="Drop the default AVX2 requirement (jobs may then SIGILL and be held).")
     ] = False,
+    max_retries: Annotated[str, typer.Option("--max-retries", help="Retries of a failed job (not of a SIGILL hold).")] = "1",
+    schedd: Annotated[str | None, typer.Option("--schedd", help="condor: schedd name (default: the local one).")] = None,
+    pool: Annotated[str | None, typer.Option("--pool", help="condor: collector host[:port] (default: CONDOR_CONFIG's).")] = None,
+    requirements_file: Annotated[
+        Path, typer.Option("--requirements", help="Locked requirements of the job environment.")
+    ] = DEFAULT_REQUIREMENTS_FILE,
+    cache: Annotated[Path, typer.Option("--cache", help="Where environment tarballs are kept.")] = DEFAULT_ENV_CACHE,
+    replace: Annotated[bool, typer.Option("--replace", help="Discard an existing sweep of the same name.")] = False,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the submit description; create nothing.")] = False,
 ) -> None:
     """Pack the environment, render one submission for every fraction x replica, and submit it."""
-    not_yet("submit", 5)
+    import os
+    import time as _time
+
+    from sweep import spec as specs
+    from sweep import submission
+
+    if require is not None and no_require_avx:
+        raise SweepError("--require and --no-require-avx contradict each other; accepted: one of them, or neither")
+    sweep_spec = specs.SweepSpec(
+        name=specs.validate_name(name or _time.strftime("sweep-%Y%m%d-%H%M%S")),
+        fractions=specs.parse_fractions(fractions),
+        replicas=specs.parse_replicas(replicas),
+        seed=seed,
+        epochs=specs.parse_positive_int("epochs", epochs, maximum=10_000),
+        batch_size=specs.parse_positive_int("batch-size", batch_size, maximum=65_536),
+        resources=specs.Resources(
+            cpus=specs.parse_positive_int("request-cpus", request_cpus, maximum=1024),
+            memory_mb=specs.parse_memory_mb(request_memory),
+            disk_kb=specs.parse_disk_kb(request_disk),
+        ),
+        requirements=None if no_require_avx else (require if require is not None else specs.DEFAULT_REQUIREMENTS),
+        backend=specs.validate_backend(backend),
+    )
+    if sweep_spec.requirements is not None:
+        from sweep.render import submit_expression
+
+        submit_expression(sweep_spec.requirements)
+    retries = specs.parse_positive_int("max-retries", max_retries, minimum=0, maximum=100)
+    request = submission.SubmitRequest(
+        spec=sweep_spec, data_dir=data.resolve(), sweeps_dir=sweeps_dir, requirements_file=requirements_file,
+        env_cache=cache, backend=_backend_settings(backend, schedd, pool), max_retries=retries,
+        replace_existing=replace, environment=submission.test_environment(os.environ),
+    )
+    if dry_run:
+        sys.stdout.write(submission.dry_run(request))
+        return
+    with err.status("submitting") as spinner:
+        sweep, manifest = submission.submit_sweep(request, progress=lambda msg: spinner.update(msg))
+    last = manifest.submissions[-1]
+    out.print(f"sweep {manifest.name!r}: {len(last.items)} items submitted to the {backend} backend ({last.id})")
+    out.print(f"  folder: {sweep.path}")
+    out.print(f"  follow: sweep status {manifest.name} --watch" + _sweeps_dir_flag(sweeps_dir))
+
+
+def _backend_settings(backend: str, schedd: str | None, pool: str | None) -> dict[str, str]:
+    settings = {"name": backend}
+    if backend == "condor":
+        settings.update(schedd=schedd or "", pool=pool or "")
+    elif schedd or pool:
+        raise SweepError("--schedd and --pool are for --backend condor; accepted: drop them or use --backend condor")
+    return settings
+
+
+def _sweeps_dir_flag(sweeps_dir: Path) -> str:
+    return "" if sweeps_dir == DEFAULT_SWEEPS_DIR else f" --sweeps-dir {sweeps_dir}"
 
 
 @app.command()
 @user_errors
-def status(name: SweepName, watch: Annotated[bool, typer.Option("--watch")] = False, as_json: JsonFlag = False,
-           sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
+def status(
+    name: SweepName,
+    watch: Annotated[bool, typer.Option("--watch", help="Follow with a live progress bar until every item settles.")] = False,
+    as_json: JsonFlag = False,
+    sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
+) -> None:
     """Counts per state and one line per item, with failure and hold reasons in plain words."""
-    not_yet("status", 5)
+    from sweep import submission
+    from sweep.views import status_table, watch_sweep
+
+    if watch:
+        watch_sweep(sweeps_dir, name, err)
+    _, manifest, statuses = submission.sweep_statuses(sweeps_dir, name)
+    if as_json:
+        print_json(submission.status_payload(manifest, statuses))
+        return
+    out.print(status_table(manifest, statuses))
 
 
 @app.command()
 @user_errors
-def collect(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
+def collect(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR, as_json: JsonFlag = False) -> None:
     """Gather every item's metrics, timings and machine into results.parquet and results.csv."""
-    not_yet("collect", 5)
+    from sweep.collect import collect_sweep
+
+    result = collect_sweep(sweeps_dir, name)
+    if as_json:
+        print_json({"parquet": str(result.parquet), "csv": str(result.csv), "rows": result.rows,
+                    "counts": result.counts, "problems": result.problems})
+        return
+    counts = ", ".join(f"{n} {state}" for state, n in sorted(result.counts.items()))
+    out.print(f"{result.rows} rows ({counts})")
+    out.print(f"  {result.parquet}\n  {result.csv}")
+    for problem in result.problems:
+        out.print(f"  [yellow]problem:[/yellow] {problem}")
 
 
 @app.command()
@@ -229,17 +315,34 @@ def report(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
 
 @app.command()
 @user_errors
-def resubmit(name: SweepName, failed: Annotated[bool, typer.Option("--failed")] = False,
-             sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
-    """Run the failed (or held) items of a sweep again."""
-    not_yet("resubmit", 5)
+def resubmit(
+    name: SweepName,
+    failed: Annotated[bool, typer.Option("--failed", help="Resubmit the failed and held items (required).")] = False,
+    require: Annotated[str | None, typer.Option("--require", help="Requirements for the resubmitted items.")] = None,
+    no_require_avx: Annotated[bool, typer.Option("--no-require-avx", help="No CPU requirement for them.")] = False,
+    sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
+) -> None:
+    """Run the failed and held items of a sweep again, as one new submission."""
+    from sweep import submission
+
+    if not failed:
+        raise SweepError("say which items to resubmit; accepted: --failed (the failed and held items)")
+    if require is not None and no_require_avx:
+        raise SweepError("--require and --no-require-avx contradict each other; accepted: one of them, or neither")
+    items, note = submission.resubmit_failed(sweeps_dir, name, require=require, no_require_avx=no_require_avx)
+    out.print(f"resubmitted {len(items)} items: {', '.join(items)}")
+    if note:
+        out.print(f"  {note}")
 
 
 @app.command()
 @user_errors
 def cancel(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
     """Stop every item of a sweep that has not finished."""
-    not_yet("cancel", 5)
+    from sweep import submission
+
+    stopped = submission.cancel_sweep(sweeps_dir, name)
+    out.print(f"cancelled {len(stopped)} items" + (f": {', '.join(stopped)}" if stopped else " (nothing was unfinished)"))
 
 
 @app.command()

@@ -92,15 +92,15 @@ def parse_replicas(value: int | str) -> int:
     return replicas
 
 
-def parse_positive_int(what: str, value: int | str, maximum: int | None = None) -> int:
-    """A count such as epochs or request_cpus: a whole number >= 1 (and <= maximum)."""
+def parse_positive_int(what: str, value: int | str, maximum: int | None = None, minimum: int = 1) -> int:
+    """A count such as epochs or request_cpus: a whole number >= minimum (and <= maximum)."""
+    accepted = f"a whole number >= {minimum}" + (f" and <= {maximum}" if maximum is not None else "")
     try:
         number = int(str(value).strip())
     except ValueError:
-        raise SpecError(f"{what} {value!r} is not a whole number; accepted: a whole number >= 1") from None
-    if number < 1 or (maximum is not None and number > maximum):
-        upper = f" and <= {maximum}" if maximum is not None else ""
-        raise SpecError(f"{what} {number} is out of range; accepted: a whole number >= 1{upper}")
+        raise SpecError(f"{what} {value!r} is not a whole number; accepted: {accepted}") from None
+    if number < minimum or (maximum is not None and number > maximum):
+        raise SpecError(f"{what} {number} is out of range; accepted: {accepted}")
     return number
 
 

@@ -59,12 +59,15 @@ class EventLog:
 
 
 def process_start_ticks(pid: int) -> int | None:
-    """The kernel's start time of `pid` (tells a live runner from a recycled pid)."""
+    """The kernel's start time of a live `pid` (tells a live runner from a recycled pid); None if gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] in ("Z", "X"):  # a zombie: dead, only waiting for its parent to reap it
+        return None
+    return int(fields[19])
 
 
 def runner_alive(pid: int, start_ticks: int | None) -> bool:

@@ -1,0 +1,62 @@
+"""How sweep state looks in a terminal: the status table and the live --watch bar (rich)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from sweep.state import ItemState, ItemStatus, SweepManifest
+
+STATE_STYLE = {
+    ItemState.IDLE: "dim", ItemState.RUNNING: "cyan", ItemState.HELD: "yellow",
+    ItemState.DONE: "green", ItemState.FAILED: "red", ItemState.CANCELLED: "magenta",
+}  # fmt: skip
+
+
+def counts_line(statuses: Mapping[str, ItemStatus]) -> str:
+    counts = {state: 0 for state in ItemState}
+    for status in statuses.values():
+        counts[status.state] += 1
+    return "  ".join(f"[{STATE_STYLE[s]}]{counts[s]} {s.value}[/]" for s in ItemState if counts[s])
+
+
+def status_table(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) -> Table:
+    backend = manifest.backend.get("name", "?")
+    table = Table(title=f"sweep {manifest.name} ({backend}): {counts_line(statuses)}", title_justify="left")
+    for column in ("item", "fraction", "replica", "state", "tries", "host", "wall s", "reason"):
+        table.add_column(column, overflow="fold", justify="right" if column in ("fraction", "replica", "tries", "wall s") else "left")
+    for row in manifest.items:
+        status = statuses[str(row["item"])]
+        wall = f"{status.wall_time:.1f}" if status.wall_time is not None else ""
+        table.add_row(
+            str(row["item"]), str(row["fraction"]), str(row["replica"]),
+            f"[{STATE_STYLE[status.state]}]{status.state.value}[/]", str(status.attempts or ""),
+            status.host, wall, status.reason,
+        )  # fmt: skip
+    return table
+
+
+def watch_sweep(sweeps_dir: Path, name: str, console: Console) -> None:
+    """A live bar until every item settles. Ctrl-C stops watching, never the jobs."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from sweep.submission import wait_for_sweep
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  TextColumn("{task.fields[counts]}"), console=console, transient=False) as progress:
+        task = progress.add_task(f"sweep {name}", total=None, counts="")
+
+        def update(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) -> None:
+            settled = sum(1 for s in statuses.values() if s.state.is_settled)
+            progress.update(task, total=len(statuses), completed=settled, counts=counts_line(statuses))
+
+        try:
+            wait_for_sweep(sweeps_dir, name, update)
+        except KeyboardInterrupt:
+            progress.stop()
+            console.print(f"stopped watching; the jobs keep running. Follow again: sweep status {name} --watch; "
+                          f"stop them: sweep cancel {name}")
+            raise
