@@ -58,6 +58,7 @@ class ItemStatus:
     started_at: float | None = None
     ended_at: float | None = None
     transfer_seconds: float | None = None  # input transfer of the last attempt, where the backend knows it
+    transfer_started_at: float | None = None  # kept until the matching "transfer finished" event arrives
     submission: str = ""  # the cluster id (condor) or run id (local) that produced this status
 
     @property
