@@ -347,6 +347,29 @@ def cancel(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
 
 @app.command()
 @user_errors
-def demo() -> None:
+def demo(
+    workdir: Annotated[Path, typer.Option("--dir", help="Folder for the dataset, shards and the sweep.")] = Path("demo"),
+    images: Annotated[int, typer.Option("--images", help="Synthetic images.")] = 2000,
+    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 64,
+    fractions: Annotated[str, typer.Option("--fractions", help="Training-data fractions.")] = "0.1..1.0",
+    replicas: Annotated[int, typer.Option("--replicas", help="Replicas per fraction.")] = 3,
+    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per job.")] = 3,
+) -> None:
     """Synthesize data, shard, pack, run a local sweep, collect and report, end to end."""
-    not_yet("demo", 5)
+    from sweep import spec as specs
+    from sweep.demo import DemoSettings, run_demo
+    from sweep.views import results_summary_table, watch_sweep
+
+    specs.parse_fractions(fractions)
+    settings = DemoSettings(workdir=workdir, images=specs.parse_positive_int("images", images),
+                            size=specs.parse_positive_int("size", size, maximum=1024), fractions=fractions,
+                            replicas=specs.parse_replicas(replicas), epochs=specs.parse_positive_int("epochs", epochs))
+    result = run_demo(
+        settings, requirements_file=DEFAULT_REQUIREMENTS_FILE, env_cache=DEFAULT_ENV_CACHE,
+        say=lambda message: err.print(f"[bold]demo[/bold] {message}", highlight=False),
+        watch=lambda sweeps_dir, name: watch_sweep(sweeps_dir, name, err),
+    )
+    out.print(results_summary_table(result.results_csv))
+    out.print(f"sweep folder: {result.sweep_dir}")
+    out.print(f"results:      {result.results_csv}")
+    out.print(f"report:       {result.report_html}")

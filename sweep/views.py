@@ -60,3 +60,23 @@ def watch_sweep(sweeps_dir: Path, name: str, console: Console) -> None:
             console.print(f"stopped watching; the jobs keep running. Follow again: sweep status {name} --watch; "
                           f"stop them: sweep cancel {name}")
             raise
+
+
+def results_summary_table(results_csv: Path) -> Table:
+    """Per fraction: items done of all, training images, mean macro AUC and wall time."""
+    import pandas as pd
+
+    results = pd.read_csv(results_csv)
+    table = Table(title=f"results ({len(results)} items)", title_justify="left")
+    for column in ("fraction", "done", "train images", "mean AUC", "AUC range", "mean wall s"):
+        table.add_column(column, justify="right")
+    for fraction, group in results.groupby("fraction", sort=True):
+        done = group[group["state"] == "done"]
+        auc = done["auc_macro"].dropna()
+        table.add_row(
+            f"{fraction:g}", f"{len(done)}/{len(group)}",
+            f"{done['train_images'].mean():.0f}" if len(done) else "",
+            f"{auc.mean():.3f}" if len(auc) else "", f"{auc.min():.3f}-{auc.max():.3f}" if len(auc) else "",
+            f"{done['wall_time'].mean():.1f}" if len(done) else "",
+        )  # fmt: skip
+    return table
