@@ -1,0 +1,1 @@
+"""The report: how much training data is enough, and what does it cost?"""
