@@ -163,7 +163,7 @@ def fit_learning_curve(sizes: np.ndarray, groups: Sequence[np.ndarray]) -> Curve
     except FitFailed:
         return None
     quality = fit_quality(law, sizes, means, sigmas if weighted else None)
-    return CurveFit(law, quality, weighted, tuple(quality_warnings(quality)))
+    return CurveFit(law, quality, weighted, tuple(quality_warnings(quality) + bound_warnings(law)))
 
 
 def fit_quality(law: PowerLaw, sizes: np.ndarray, means: np.ndarray, sigmas: np.ndarray | None) -> FitQuality:
@@ -198,6 +198,16 @@ def quality_warnings(q: FitQuality) -> list[str]:
             "the replica spread explains: the curve shape may be wrong for this sweep."
         )
     return out
+
+
+def bound_warnings(law: PowerLaw) -> list[str]:
+    """A fit that ends on a bound did not find its own optimum there: say what that means."""
+    if law.a >= _A_BOUNDS[1] - 1e-6:
+        return [
+            "The fitted asymptote is at its bound (AUC 1): the results do not yet show the curve levelling "
+            "off, so the asymptote and answers far beyond the measured sizes are not reliable."
+        ]
+    return []
 
 
 @dataclass(frozen=True)
