@@ -18,7 +18,9 @@ WIDE_SIZES = np.round(np.geomspace(500, 78_468, 10))
 SWEEP_SIZES = np.round(np.linspace(0.1, 1.0, 10) * 78_468)
 
 
-def noisy_groups(law: PowerLaw, sizes: np.ndarray, *, sd: float, replicas: int, seed: int) -> list[np.ndarray]:
+def noisy_groups(
+    law: PowerLaw, sizes: np.ndarray, *, sd: float, replicas: int, seed: int
+) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
     return [law(n) + rng.normal(0, sd, replicas) for n in sizes]
 
@@ -183,3 +185,11 @@ def test_single_replica_sweep_fits_without_an_interval() -> None:
     curve = analyse(SWEEP_SIZES, groups, 0.75, resamples=50)
     assert curve.boot is None and curve.needed.low is None
     assert any("single replica" in w for w in curve.warnings)
+
+
+def test_a_curve_that_never_levels_off_ends_on_the_bound_with_a_warning() -> None:
+    # AUC rising linearly in log(n) has no asymptote: the fit runs into a <= 1 and says so.
+    groups = [0.3 + 0.1 * np.log10(n) + np.array([0.0, 0.002, -0.002]) for n in SWEEP_SIZES]
+    fit = stats.fit_learning_curve(SWEEP_SIZES, groups)
+    assert fit.law.a == pytest.approx(1.0)
+    assert any("asymptote is at its bound" in w for w in fit.warnings)
