@@ -204,8 +204,10 @@ def bound_warnings(law: PowerLaw) -> list[str]:
     """A fit that ends on a bound did not find its own optimum there: say what that means."""
     if law.a >= _A_BOUNDS[1] - 1e-6:
         return [
-            "The fitted asymptote is at its bound (AUC 1): the results do not yet show the curve levelling "
-            "off, so the asymptote and answers far beyond the measured sizes are not reliable."
+            (
+                "The fitted asymptote is at its bound (AUC 1): the results do not yet show the curve levelling "
+                "off, so the asymptote and answers far beyond the measured sizes are not reliable."
+            )
         ]
     return []
 
