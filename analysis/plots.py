@@ -125,14 +125,15 @@ def _draw_replicas_and_means(ax, curve: LearningCurve, known: pd.DataFrame) -> N
     done = known[known["done"] > 0]
     if done.empty:
         return
-    ax.fill_between(
-        done["images"],
-        done["ci_low"],
-        done["ci_high"],
-        color=_REPLICA_COLOR,
-        alpha=0.15,
-        label="95 % CI of the mean (t)",
-    )
+    if done["ci_low"].notna().any():  # a fraction with one replica has no interval to draw
+        ax.fill_between(
+            done["images"],
+            done["ci_low"],
+            done["ci_high"],
+            color=_REPLICA_COLOR,
+            alpha=0.15,
+            label="95 % CI of the mean (t)",
+        )
     ax.plot(
         done["images"],
         done["mean_auc"],
@@ -284,12 +285,14 @@ def _answer_box(ax, statement: str) -> None:
 
 def label_heatmap_figure(means: pd.DataFrame, labels: list[Label]) -> Figure:
     """Mean per-label AUC, label x fraction; colour centred on chance so red means worse than guessing."""
-    fig = Figure(figsize=(max(7.0, 1.2 + 0.75 * means.shape[1]), 1.6 + 0.42 * max(len(labels), 1)))
-    ax = fig.add_subplot()
     if means.empty or means.isna().all().all():
+        fig = Figure(figsize=(8, 2.5))
+        ax = fig.add_subplot()
         _no_data(ax, "No per-label AUC: no item finished with per-label results.")
-        ax.set_title("Per-label AUC by training fraction")
+        ax.set_title("Per-label ROC AUC by training fraction")
         return fig
+    fig = Figure(figsize=(max(7.0, 1.2 + 0.75 * means.shape[1]), 1.6 + 0.42 * len(labels)))
+    ax = fig.add_subplot()
     values = means.to_numpy(dtype=float)
     finite = values[np.isfinite(values)]
     spread = max(0.2, float(np.max(np.abs(finite - CHANCE_AUC))))
@@ -333,16 +336,25 @@ def runtime_figure(df: pd.DataFrame, summary: pd.DataFrame, stages: pd.DataFrame
         return fig
     divisor, unit = _time_unit(float(timed[C.WALL_TIME].max()))
     _wall_time_panel(left, timed, summary, divisor, unit)
-    _stage_panel(right, stages, divisor, unit)
+    if stages.isna().all().all():
+        _no_data(right, "No job finished: no stage times to show.")
+    else:
+        _stage_panel(right, stages, divisor, unit)
     return fig
 
 
 def _wall_time_panel(ax, timed: pd.DataFrame, summary: pd.DataFrame, divisor: float, unit: str) -> None:
     ok = timed[timed[OUTCOME] == OK]
     bad = timed[timed[OUTCOME] != OK]
-    ax.scatter(
-        ok[C.FRACTION], ok[C.WALL_TIME] / divisor, s=18, alpha=0.6, color=_REPLICA_COLOR, label="finished job"
-    )
+    if not ok.empty:
+        ax.scatter(
+            ok[C.FRACTION],
+            ok[C.WALL_TIME] / divisor,
+            s=18,
+            alpha=0.6,
+            color=_REPLICA_COLOR,
+            label="finished job",
+        )
     if not bad.empty:
         ax.scatter(
             bad[C.FRACTION],
@@ -359,7 +371,7 @@ def _wall_time_panel(ax, timed: pd.DataFrame, summary: pd.DataFrame, divisor: fl
         "o-",
         color="black",
         ms=4,
-        label="mean of finished jobs",
+        label="mean of finished jobs" if summary["mean_wall_time_s"].notna().any() else None,
     )
     ax.set_xlabel("fraction of the training split")
     ax.set_ylabel(f"wall time per job ({unit})")
@@ -401,7 +413,7 @@ def machines_figure(df: pd.DataFrame, machines: pd.DataFrame, epochs: int | None
     left, right = fig.subplots(1, 2, sharey=True)
     if machines.empty:
         _no_data(left, "No finished job with timings yet.")
-        _no_data(right, "")
+        _no_data(right, "No cost estimate without finished jobs.")
         return fig
     y = np.arange(len(machines))
     per_job = df[(df[C.STATE] == C.DONE) & (df[C.TRAIN_IMAGES] > 0)].dropna(subset=[C.T_TRAIN])
