@@ -51,7 +51,7 @@ LABEL_AUC_PREFIX: Final = "auc_"  # one column per label: auc_<Label>, NaN where
 MODEL_PATH: Final = "model_path"
 OUTPUT_PROBLEM: Final = "output_problem"  # "" or e.g. "metrics.json truncated"
 
-# Every column the report needs; per-label columns come on top of these.
+# Every column the report needs, in the order collect writes them; per-label columns follow these.
 REQUIRED_COLUMNS: Final = (
     ITEM,
     FRACTION,
@@ -75,22 +75,10 @@ REQUIRED_COLUMNS: Final = (
     OUTPUT_PROBLEM,
 )
 
-# Columns holding numbers (nullable ones included); the rest, per-label AUCs aside, hold strings.
-NUMERIC_COLUMNS: Final = (
-    FRACTION,
-    REPLICA,
-    SEED,
-    EXIT_CODE,
-    EXIT_SIGNAL,
-    RETRIES,
-    TRAIN_IMAGES,
-    TRAIN_PATIENTS,
-    *STAGE_COLUMNS,
-    WALL_TIME,
-    AUC_MACRO,
-    AUC_LABELS,
-)
+# Columns holding strings ("" for none); every other required column holds numbers (nullable ones
+# included), and so do the per-label AUC columns.
 STRING_COLUMNS: Final = (ITEM, STATE, REASON, HOST, MICROARCH, CPU_MODEL, MODEL_PATH, OUTPUT_PROBLEM)
+NUMERIC_COLUMNS: Final = tuple(c for c in REQUIRED_COLUMNS if c not in STRING_COLUMNS)
 
 # --- values of STATE
 IDLE: Final = "idle"
