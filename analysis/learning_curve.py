@@ -15,7 +15,7 @@ from analysis.stats import Bootstrap, CurveFit, ImagesNeeded
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 20210512  # the date of the report this project grew from; any fixed value would do
-# How far past the largest measured size the curve is drawn when the target lies beyond it.
+# How far beyond the measured sizes the curve is drawn when the answer lies outside them.
 _MAX_EXTRAPOLATION = 10.0
 
 
@@ -74,10 +74,11 @@ def _without_fit(sizes: np.ndarray, groups: list[np.ndarray], target: float) -> 
 
 
 def _grid(sizes: np.ndarray, needed: float | None) -> np.ndarray:
+    """Where the curve is drawn: the measured sizes, stretched to the answer but at most tenfold either way."""
     low, high = float(sizes.min()) * 0.8, float(sizes.max()) * 1.05
     if needed is not None:
         high = max(high, min(needed * 1.1, float(sizes.max()) * _MAX_EXTRAPOLATION))
-        low = min(low, needed * 0.9)
+        low = min(low, max(needed * 0.9, float(sizes.min()) / _MAX_EXTRAPOLATION))
     return np.geomspace(low, high, 200)
 
 

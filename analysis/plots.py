@@ -163,6 +163,8 @@ def _draw_fit(ax, curve: LearningCurve, target: float) -> None:
     if needed is None or needed.images is None:
         return
     n = needed.images
+    if not curve.grid.min() <= n <= curve.grid.max():
+        return  # too far out to draw without squashing the data; the answer box still gives it
     if needed.low is not None and needed.high is not None:
         ax.axvspan(needed.low, needed.high, color=_TARGET_COLOR, alpha=0.10, lw=0)
     ax.axvline(n, color=_TARGET_COLOR, lw=1.2, ls="--")

@@ -233,3 +233,14 @@ def test_rebuilding_replaces_the_files(tmp_path: Path) -> None:
     assert first.files == second.files
     assert first.images_needed != second.images_needed
     assert np.isclose(pd.read_csv(second.files["summary_csv"])["failed"].sum(), 0)
+
+
+def test_a_bare_sweep_info_still_builds(tmp_path: Path) -> None:
+    # No spec, env or data manifest: labels come from the columns, sizes from the items.
+    summary = build_report(make_results(), {}, tmp_path, bootstrap_resamples=0)
+    assert summary.sweep_name == "unnamed sweep" and summary.fit is not None
+    html = read_html(summary)
+    assert "not recorded" in section(html, "provenance")
+    facts = analyse_sweep(make_results(), {}, 0.75, 0, 0)
+    assert [lb.name for lb in facts.labels][:2] == ["Atelectasis", "Cardiomegaly"]
+    assert all(lb.prevalence is None for lb in facts.labels)
