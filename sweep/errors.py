@@ -30,3 +30,7 @@ class BackendError(SweepError):
 
 class StateError(SweepError):
     """A sweep directory is missing, incomplete, locked or in an unexpected state."""
+
+
+class AnalysisError(SweepError):
+    """A results table or sweep description the report cannot use, or a report that cannot be written."""
