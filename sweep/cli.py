@@ -308,9 +308,24 @@ def collect(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR, as_json
 
 @app.command()
 @user_errors
-def report(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
-    """Draw the data-size-versus-AUC curve, runtimes and failures into an HTML report."""
-    not_yet("report", 7)
+def report(
+    name: SweepName,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Folder for the report (default: the sweep's report/).")] = None,
+    target_auc: Annotated[float, typer.Option("--target-auc", help="How many images reach this macro AUC?")] = 0.75,
+    as_json: JsonFlag = False,
+    sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
+) -> None:
+    """Draw the data-size-versus-AUC curve, runtimes and failures into report.html (+ PNGs, summary.csv)."""
+    from sweep.reporting import report_sweep
+
+    summary = report_sweep(sweeps_dir, name, out_dir=out_dir, target_auc=target_auc)
+    if as_json:
+        sys.stdout.write(summary.to_json() + "\n")
+        return
+    out.print(summary.statement)
+    for warning in summary.warnings:
+        out.print(f"  [yellow]warning:[/yellow] {warning}")
+    out.print(f"report: {summary.files['report']}")
 
 
 @app.command()

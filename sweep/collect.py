@@ -14,14 +14,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from analysis import columns
 from sweep import names
 from sweep.backends import get_backend
 from sweep.fs import atomic_write_bytes
 from sweep.state import ItemStatus, SweepDir, SweepManifest, open_sweep
 
 METRICS_SCHEMA = "sweep.metrics/1"
-STAGE_COLUMNS = ("t_transfer", "t_unpack", "t_import", "t_load", "t_train", "t_evaluate", "t_export")
-# where each stage time comes from: (file, key path)
+# the job's own timings (metrics.json "timings") behind each stage column
 JOB_TIMINGS = {"t_import": "import", "t_load": "data_load", "t_train": "train", "t_evaluate": "evaluate", "t_export": "export"}
 WRAPPER_UNPACK_KEYS = ("verify", "unpack_interpreter", "unpack_code", "unpack_site")
 
@@ -62,11 +62,7 @@ def results_table(sweep: SweepDir, manifest: SweepManifest, statuses: Mapping[st
 
 
 def result_columns(labels: list[str]) -> list[str]:
-    return [
-        "item", "fraction", "replica", "seed", "state", "reason", "exit_code", "exit_signal", "retries",
-        "host", "microarch", "cpu_model", "train_images", "train_patients", *STAGE_COLUMNS, "wall_time",
-        "auc_macro", "auc_labels", *[f"auc_{label}" for label in labels], "model_path", "output_problem",
-    ]  # fmt: skip
+    return [*columns.REQUIRED_COLUMNS, *(columns.label_column(label) for label in labels)]
 
 
 def item_row(sweep: SweepDir, row: Mapping[str, object], status: ItemStatus, labels: list[str]) -> dict[str, object]:
@@ -99,7 +95,7 @@ def item_row(sweep: SweepDir, row: Mapping[str, object], status: ItemStatus, lab
         "wall_time": _number(status.wall_time),
         "auc_macro": _number(metrics.get("auc_macro")) if metrics else None,
         "auc_labels": metrics.get("auc_labels_evaluated") if metrics else None,
-        **{f"auc_{label}": _number(per_label.get(label)) for label in labels},
+        **{columns.label_column(label): _number(per_label.get(label)) for label in labels},
         "model_path": str(model.relative_to(sweep.path)) if metrics and model.is_file() else "",
         "output_problem": problem,
     }

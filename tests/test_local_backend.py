@@ -134,3 +134,14 @@ def test_collect_is_idempotent_and_flags_damaged_outputs(tmp_path):
     assert pd.isna(table.loc["f0.2_r0", "auc_macro"])
     assert table.loc["f0.3_r0", "state"] == "failed" and "bad batch" in table.loc["f0.3_r0", "reason"]
     assert first.problems == ["f0.2_r0: metrics.json truncated or not JSON"]
+
+
+def test_report_reads_what_collect_writes(tmp_path):
+    from sweep.reporting import report_sweep
+
+    sweep, _ = make_fake_sweep(tmp_path, fractions="0.1,0.2,0.3", replicas=2, behaviour={"0.3": "fail"})
+    settle(sweep)
+    summary = report_sweep(sweep.path.parent, sweep.name)
+    html = (sweep.path / names.REPORT_DIR / "report.html").read_text()
+    assert summary.failed == 2 and summary.done == 4
+    assert "f0.3_r0" in html and "bad batch" in html  # the failures table names the item and why
