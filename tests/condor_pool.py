@@ -60,10 +60,12 @@ class PersonalPool:
 
     def condor(self, tool: str, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run one of the pool's own tools inside it (`scripts/personal-pool condor TOOL ...`)."""
-        return subprocess.run(
-            [str(SCRIPT), "condor", tool, *args],
-            capture_output=True, text=True, timeout=timeout, check=True,
+        done = subprocess.run(
+            [str(SCRIPT), "condor", tool, *args], check=False, capture_output=True, text=True, timeout=timeout
         )
+        if done.returncode != 0:
+            raise AssertionError(f"{tool} {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
+        return done
 
     def schedd(self) -> Any:
         import htcondor2
@@ -93,7 +95,9 @@ class PersonalPool:
                 raise JobsDidNotFinish(f"job {event.cluster}.{event.proc}: {event.type.name} {reason}")
             if len(done) == n_procs:
                 return done
-        raise JobsDidNotFinish(f"{len(done)} of {n_procs} jobs terminated within {timeout:.0f} s ({event_log})")
+        raise JobsDidNotFinish(
+            f"{len(done)} of {n_procs} jobs terminated within {timeout:.0f} s ({event_log})"
+        )
 
     def cleanup(self) -> None:
         shutil.rmtree(self.session_dir, ignore_errors=True)
@@ -118,7 +122,9 @@ def connect() -> PersonalPool:
     try:
         import htcondor2
     except ImportError as err:
-        raise PoolUnavailable(f"the htcondor2 bindings are not installed ({err}); pip install htcondor") from err
+        raise PoolUnavailable(
+            f"the htcondor2 bindings are not installed ({err}); pip install htcondor"
+        ) from err
     # Another module may have imported htcondor2 before CONDOR_CONFIG was set.
     htcondor2.reload_config()
     try:

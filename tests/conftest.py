@@ -14,7 +14,9 @@ def condor_pool() -> Iterator[PersonalPool]:
         pool = connect()
     except PoolUnavailable as err:
         if pool_required():
-            pytest.fail(unavailable_message(err) + " (SWEEP_REQUIRE_CONDOR=1 makes this a failure)", pytrace=False)
+            pytest.fail(
+                unavailable_message(err) + " (SWEEP_REQUIRE_CONDOR=1 makes this a failure)", pytrace=False
+            )
         pytest.skip(unavailable_message(err))
     yield pool
     pool.cleanup()

@@ -59,7 +59,9 @@ def finished_cluster(condor_pool: PersonalPool) -> Finished:
 def test_collector_sees_slots_and_exactly_one_old_cpu(condor_pool: PersonalPool) -> None:
     import htcondor2
 
-    ads = condor_pool.collector().query(htcondor2.AdTypes.Startd, projection=["Name", "has_avx2", "Microarch"])
+    ads = condor_pool.collector().query(
+        htcondor2.AdTypes.Startd, projection=["Name", "has_avx2", "Microarch"]
+    )
     assert len(ads) >= 3, [ad.get("Name") for ad in ads]
     old = [ad["Name"] for ad in ads if ad.get("has_avx2") is False and ad.get("Microarch") == "x86_64-v2"]
     assert len(old) == 1, [dict(ad) for ad in ads]
