@@ -23,5 +23,12 @@ demo: setup
 test: setup
 	./scripts/run-tests
 
+# the personal HTCondor pool for tests (docs/personal-pool.md); make test starts and stops it itself
+pool-up:
+	./scripts/personal-pool up
+
+pool-down:
+	./scripts/personal-pool down
+
 lint: setup
 	$(VENV)/bin/ruff check sweep analysis tests benchmarks
