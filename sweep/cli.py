@@ -190,8 +190,8 @@ def submit(
     batch_size: Annotated[str, typer.Option("--batch-size", help="Training batch size.")] = "32",
     seed: Annotated[int, typer.Option("--seed", help="Base seed; every item's seed derives from it.")] = 0,
     request_cpus: Annotated[str, typer.Option("--request-cpus", help="CPUs per job.")] = "1",
-    request_memory: Annotated[str, typer.Option("--request-memory", help="Memory per job, e.g. 4GB (bare number: MB).")] = "4GB",
-    request_disk: Annotated[str, typer.Option("--request-disk", help="Disk per job, e.g. 8GB (bare number: KB).")] = "8GB",
+    request_memory: Annotated[str, typer.Option("--request-memory", help="Memory per job, e.g. 4GB (bare number: MB).")] = "2GB",
+    request_disk: Annotated[str, typer.Option("--request-disk", help="Disk per job, e.g. 8GB (bare number: KB).")] = "3GB",
     require: Annotated[
         str | None, typer.Option("--require", help="ClassAd requirements expression replacing the AVX2 default.")
     ] = None,

@@ -182,12 +182,7 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
             data=data_summary(data), items=_manifest_items(rendered, plans), max_retries=request.max_retries,
             environment=dict(request.environment), sweep_version=__version__,
         )  # fmt: skip
-        atomic_write_text(tmp / names.SUBMIT_DESCRIPTION, rendered.full_text())
-        atomic_write_json(tmp / names.ITEM_ROWS, rendered.rows)
-        atomic_write_text(tmp / names.JOB_WRAPPER, wrapper_text(env, code), mode=0o755)
-        atomic_write_json(tmp / names.SWEEP_MANIFEST, manifest.to_dict())
-        for row in rendered.rows:
-            (tmp / names.ITEMS_DIR / row["item"]).mkdir(parents=True)
+        write_sweep_files(tmp, manifest, rendered, wrapper_text(env, code))
         state.update(rendered=rendered, manifest=manifest)
 
     progress("writing the sweep directory")
@@ -196,6 +191,16 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
     progress(f"submitting {len(manifest.items)} items to the {backend.name} backend")
     _submit_or_undo(backend, sweep, manifest, state["rendered"], token)  # type: ignore[arg-type]
     return sweep, manifest
+
+
+def write_sweep_files(folder: Path, manifest: SweepManifest, rendered: RenderedSubmission, wrapper: str) -> None:
+    """Everything a new sweep directory holds before its first submission."""
+    atomic_write_text(folder / names.SUBMIT_DESCRIPTION, rendered.full_text())
+    atomic_write_json(folder / names.ITEM_ROWS, rendered.rows)
+    atomic_write_text(folder / names.JOB_WRAPPER, wrapper, mode=0o755)
+    atomic_write_json(folder / names.SWEEP_MANIFEST, manifest.to_dict())
+    for row in rendered.rows:  # HTCondor writes job.out/job.err here and does not create folders
+        (folder / names.ITEMS_DIR / row["item"]).mkdir(parents=True)
 
 
 def _manifest_items(rendered: RenderedSubmission, plans: Mapping[str, object]) -> list[dict[str, object]]:

@@ -6,7 +6,6 @@ lets the runner's scheduling, retries, holds, kills and cancellation be tested i
 
 from __future__ import annotations
 
-import json
 import secrets
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +15,7 @@ from sweep.pack import EnvManifest, Tarball
 from sweep.render import render_submission
 from sweep.spec import SweepSpec, parse_fractions
 from sweep.state import SweepDir, SweepManifest, create_sweep_dir
-from sweep.submission import _manifest_items, _submit_or_undo, env_summary
+from sweep.submission import _manifest_items, _submit_or_undo, env_summary, write_sweep_files
 
 # The stand-in job: reads its fraction from the arguments and behaves as FAKE_BEHAVIOUR says.
 FAKE_WRAPPER = r"""#!/bin/sh
@@ -52,8 +51,10 @@ def _tarball(path: Path) -> Tarball:
 
 
 def make_fake_sweep(root: Path, *, fractions: str = "0.1,0.2,0.3", replicas: int = 1, max_retries: int = 0,
-                    behaviour: dict[str, str] | None = None, name: str = "fake") -> tuple[SweepDir, SweepManifest]:
-    """Create and submit a sweep on the local backend whose jobs are FAKE_WRAPPER."""
+                    behaviour: dict[str, str] | None = None, name: str = "fake",
+                    backend: dict[str, str] | None = None) -> tuple[SweepDir, SweepManifest]:
+    """Create and submit a sweep (local backend unless told otherwise) whose jobs are FAKE_WRAPPER."""
+    backend = backend or {"name": "local"}
     envs = root / "envs"
     envs.mkdir(exist_ok=True)
     data = root / "data"
@@ -75,16 +76,14 @@ def make_fake_sweep(root: Path, *, fractions: str = "0.1,0.2,0.3", replicas: int
         code = Tarball(path=final / names.CODE_TARBALL, sha256=code.sha256, bytes=20, files=1, compression="gzip")
         rendered = render_submission(spec, env, code, plans, sweep_dir=final, data_dir=data.resolve(),
                                      wrapper=final / names.JOB_WRAPPER, max_retries=max_retries, submit_token=token)
-        manifest = SweepManifest(name=name, spec=spec, backend={"name": "local"}, env=env_summary(env, code),
+        manifest = SweepManifest(name=name, spec=spec, backend=backend, env=env_summary(env, code),
                                  data={"labels": ["Effusion", "Hernia"], "folder": str(data)},
                                  items=_manifest_items(rendered, plans), max_retries=max_retries)
-        (tmp / names.JOB_WRAPPER).write_text(FAKE_WRAPPER)
-        (tmp / names.JOB_WRAPPER).chmod(0o755)
-        (tmp / names.SWEEP_MANIFEST).write_text(json.dumps(manifest.to_dict()))
+        write_sweep_files(tmp, manifest, rendered, FAKE_WRAPPER)
         state.update(manifest=manifest, rendered=rendered)
 
     sweep = create_sweep_dir(sweeps_dir, name, build)
-    from sweep.backends.local import LocalBackend
+    from sweep.backends import get_backend
 
-    _submit_or_undo(LocalBackend(), sweep, state["manifest"], state["rendered"], token)
+    _submit_or_undo(get_backend(backend), sweep, state["manifest"], state["rendered"], token)
     return sweep, sweep.load()

@@ -77,6 +77,26 @@ class CondorBackend:
             if item is None or latest[item].id != str(event.cluster):
                 continue  # an attempt of a submission that a resubmit has replaced
             statuses[item] = apply_event(statuses[item], event, sweep.item_output(item))
+        return self._add_held_machines(statuses)
+
+    def _add_held_machines(self, statuses: dict[str, ItemStatus]) -> dict[str, ItemStatus]:
+        """A held job wrote no metrics: ask the schedd which machine (and Microarch) it was held on."""
+        held = {s.submission for s in statuses.values() if s.state is ItemState.HELD and not s.microarch}
+        if not held:
+            return statuses
+        constraint = " || ".join(f"ClusterId == {int(c)}" for c in sorted(held))
+        try:
+            ads = self.schedd().query(f"JobStatus == 5 && ({constraint})",
+                                      ["SweepItem", "MachineAttrMachine0", "MachineAttrMicroarch0"])
+        except Exception:  # the machine is a nicety here; state comes from the event log alone
+            return statuses
+        for ad in ads:
+            item = str(ad.get("SweepItem", ""))
+            if item in statuses and statuses[item].state is ItemState.HELD:
+                statuses[item] = statuses[item].with_changes(
+                    host=str(ad.get("MachineAttrMachine0", statuses[item].host)),
+                    microarch=str(ad.get("MachineAttrMicroarch0", "")),
+                )
         return statuses
 
     def cancel(self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None) -> list[str]:
