@@ -1,0 +1,79 @@
+"""One 1,000-item submit transaction versus 1,000 single-item submits, side by side on one schedd.
+
+Run against a pool (the project's: scripts/personal-pool up; eval "$(scripts/personal-pool env)"):
+    .venv/bin/python benchmarks/submit.py [--items 1000]
+The jobs are rendered by sweep itself with requirements that no machine matches, timed, then removed.
+Targets: the transaction <= 2 s and >= 20x faster than single submits.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import htcondor2
+
+from sweep.backends.condor import CondorBackend
+from sweep.pack import EnvManifest, Tarball
+from sweep.render import render_submission
+from sweep.spec import SweepSpec, parse_fractions
+
+
+@dataclass(frozen=True)
+class Plan:
+    files: tuple[str, ...]
+
+
+def rendered_sweep(folder: Path, items: int):
+    def tarball(name: str) -> Tarball:
+        (folder / name).write_bytes(b"x")
+        return Tarball(path=folder / name, sha256="0" * 64, bytes=1, files=1, compression="gzip")
+
+    env = EnvManifest(key="bench", python_version="3.11", platform="linux-x86_64", glibc_min="2.17",
+                      interpreter=tarball("python.tar.gz"), site_packages=tarball("site.tar.zst"),
+                      requirements=folder / "requirements.txt")
+    replicas = 10
+    step = 1 / (items // replicas)
+    spec = SweepSpec(name="bench-submit", fractions=parse_fractions(f"{step:g}..1:{step:g}"), replicas=replicas,
+                     requirements="false")  # never matches: the benchmark measures submission only
+    (folder / "manifest.json").write_text("{}")
+    plans = {item.name: Plan(("manifest.json",)) for item in spec.items()}
+    (folder / "items").mkdir()
+    return render_submission(spec, env, tarball("code.tar.gz"), plans, sweep_dir=folder, data_dir=folder,
+                             wrapper=folder / "job-wrapper.sh")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", type=int, default=1000)
+    args = parser.parse_args()
+    shared = Path(os.environ.get("SWEEP_POOL_SHARED", tempfile.gettempdir()))
+    schedd = CondorBackend().schedd()
+    with tempfile.TemporaryDirectory(dir=shared) as scratch:
+        os.chmod(scratch, 0o777)
+        rendered = rendered_sweep(Path(scratch), args.items)
+        rows = rendered.rows
+        description = htcondor2.Submit(rendered.submit_text)
+        clusters = []
+        try:
+            start = time.perf_counter()
+            clusters.append(schedd.submit(description, itemdata=iter(rows)).cluster())
+            transaction = time.perf_counter() - start
+            start = time.perf_counter()
+            for row in rows:
+                clusters.append(schedd.submit(htcondor2.Submit(rendered.submit_text), itemdata=iter([row])).cluster())
+            singles = time.perf_counter() - start
+        finally:
+            schedd.act(htcondor2.JobAction.Remove, " || ".join(f"ClusterId == {c}" for c in clusters) or "false")
+    print(f"items: {len(rows)}")
+    print(f"one transaction with itemdata: {transaction:.3f} s (target <= 2 s)")
+    print(f"{len(rows)} single-item submits: {singles:.3f} s")
+    print(f"speed-up: {singles / transaction:.1f}x (target >= 20x)")
+
+
+if __name__ == "__main__":
+    main()
