@@ -87,7 +87,10 @@ def main() -> None:
           f"ratio {ours_size / gz_size:.3f}")  # fmt: skip
     print(f"unpack: sweep {median['unpack']:6.1f} s   tar xzf {median['tar xzf']:6.1f} s   "
           f"ratio {median['unpack'] / median['tar xzf']:.3f}  (sweep also checks sha256 and every member)")  # fmt: skip
-    print(f"rounds: {args.repeat}; all times: " + ", ".join(f"{k} {[round(v, 1) for v in vs]}" for k, vs in times.items()))
+    print(
+        f"rounds: {args.repeat}; all times: "
+        + ", ".join(f"{k} {[round(v, 1) for v in vs]}" for k, vs in times.items())
+    )
 
 
 if __name__ == "__main__":

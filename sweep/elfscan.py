@@ -118,10 +118,18 @@ class _ElfReader:
     def _section_headers(self) -> list[tuple[int, int, int, int, int]]:
         """(type, offset, size, link, entsize) of every section."""
         if self.is64:
-            shoff, shentsize, shnum = self._unpack("Q", 0x28), self._unpack("H", 0x3A), self._unpack("H", 0x3C)
+            shoff, shentsize, shnum = (
+                self._unpack("Q", 0x28),
+                self._unpack("H", 0x3A),
+                self._unpack("H", 0x3C),
+            )
             layout = "IIQQQQIIQQ"
         else:
-            shoff, shentsize, shnum = self._unpack("I", 0x20), self._unpack("H", 0x2E), self._unpack("H", 0x30)
+            shoff, shentsize, shnum = (
+                self._unpack("I", 0x20),
+                self._unpack("H", 0x2E),
+                self._unpack("H", 0x30),
+            )
             layout = "IIIIIIIIII"
         table = self._read(shoff, shentsize * shnum)
         headers = []

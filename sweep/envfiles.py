@@ -42,7 +42,10 @@ _TEST_DIRS_KEPT_UNDER = {"tensorflow", "keras"}
 # (+40 MB compressed, 7k files).
 
 # --- the interpreter (sys.base_prefix; the pyenv build is 964 MB, mostly its own site-packages)
-_STDLIB_DROPPED_TOP = {"site-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "turtle.py"}
+# site-packages (and Debian's dist-packages) hold the build machine's own packages: 685 MB here.
+_STDLIB_DROPPED_TOP = {
+    "site-packages", "dist-packages", "test", "idlelib", "tkinter", "turtledemo", "ensurepip", "turtle.py",
+}  # fmt: skip
 _STDLIB_TEST_DIRS = {"test", "tests", "idle_test"}  # ctypes/test, unittest/test, lib2to3/tests, ...
 # config-3.11-*/ holds the static libpython and Makefile: for building extensions, not running them.
 _STDLIB_CONFIG_PREFIX = "config-"
@@ -182,6 +185,12 @@ def select_interpreter(base_prefix: Path, site_dir: Path, staging: Path) -> list
     `staging` is an empty scratch folder for the generated members.
     """
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    stdlib_dir = base_prefix / "lib" / version
+    if Path(sysconfig.get_paths()["stdlib"]).resolve() != stdlib_dir.resolve():
+        raise PackError(
+            f"cannot pack this interpreter: its standard library is {sysconfig.get_paths()['stdlib']}, "
+            f"not {stdlib_dir} (only the PREFIX/bin + PREFIX/lib/{version} layout is relocatable here)"
+        )
     members = _interpreter_binaries(base_prefix, version, staging)
     stdlib = select_tree(base_prefix / "lib", version, _keep_stdlib_dir, _keep_stdlib_file)
     members += [Member(stdlib.root / rel, f"{INTERPRETER_DIR}/lib/{rel}") for rel in stdlib.relpaths]

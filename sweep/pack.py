@@ -215,9 +215,7 @@ def verify_environment(env: EnvManifest) -> None:
 # ----------------------------------------------------------------------------- building
 
 
-def build_environment(
-    requirements: Path, cache_dir: Path, *, progress: Progress | None = None
-) -> PackResult:
+def build_environment(requirements: Path, cache_dir: Path, *, progress: Progress | None = None) -> PackResult:
     """Build (or find in the cache) the packed environment for a locked requirements file."""
     started = time.monotonic()
     report = progress or (lambda message: None)
@@ -310,7 +308,9 @@ def _install_requirements(requirements: Path, venv: Path, report: Progress) -> P
 
 
 def _frozen_names(freeze_output: str) -> set[str]:
-    return {_normalized(re.split(r"==| @ ", line, maxsplit=1)[0]) for line in freeze_output.splitlines() if line}
+    return {
+        _normalized(re.split(r"==| @ ", line, maxsplit=1)[0]) for line in freeze_output.splitlines() if line
+    }
 
 
 def _run(command: list[str], *, what: str, requirements: Path) -> str:
@@ -324,9 +324,10 @@ def _run(command: list[str], *, what: str, requirements: Path) -> str:
 
 
 def _last_error_lines(output: str, count: int = 12) -> str:
-    lines = [line for line in output.splitlines() if line.strip() and "is ignored: it is neither" not in line]
+    """pip's ERROR lines if it printed any, else its last lines that are not warnings."""
+    lines = [line for line in output.splitlines() if line.strip()]
     errors = [line for line in lines if line.startswith("ERROR")]
-    return "\n".join((errors or lines)[-count:])
+    return "\n".join((errors or [line for line in lines if not line.startswith("WARNING")] or lines)[-count:])
 
 
 def _write_environment(
@@ -404,8 +405,12 @@ def job_code_members(source_root: Path) -> list[Member]:
     sources += [p for p in (package / "job").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
     missing = [str(p) for p in sources[:2] if not p.is_file()]
     if missing or not (package / "job").is_dir():
-        raise PackError(f"the job code is incomplete under {source_root}: missing {missing or [package / 'job']}")
-    members = [Member(p, p.relative_to(source_root).as_posix()) for p in sources if not p.name.endswith(".pyc")]
+        raise PackError(
+            f"the job code is incomplete under {source_root}: missing {missing or [package / 'job']}"
+        )
+    members = [
+        Member(p, p.relative_to(source_root).as_posix()) for p in sources if not p.name.endswith(".pyc")
+    ]
     return sorted(members, key=lambda m: m.arcname)
 
 
@@ -419,7 +424,9 @@ def pack_job_code(dest_dir: Path, *, source_root: Path | None = None) -> Tarball
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / names.CODE_TARBALL
     written = write_tar_gz(members, dest, deterministic=True, level=9)
-    return Tarball(path=dest, sha256=written.sha256, bytes=written.bytes, files=len(members), compression="gzip")
+    return Tarball(
+        path=dest, sha256=written.sha256, bytes=written.bytes, files=len(members), compression="gzip"
+    )
 
 
 __all__ = [

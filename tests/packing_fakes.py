@@ -95,7 +95,9 @@ def fake_interpreter(sandbox: Path) -> FakeArchive:
 
 
 def fake_site_packages(sandbox: Path) -> FakeArchive:
-    return write_zst(sandbox / "site-packages-fake.tar.zst", [("site-packages/marker_pkg.py", b"VALUE = 42\n")])
+    return write_zst(
+        sandbox / "site-packages-fake.tar.zst", [("site-packages/marker_pkg.py", b"VALUE = 42\n")]
+    )
 
 
 @dataclass
@@ -176,7 +178,9 @@ def tiny_environment() -> EnvManifest:
     """A real environment with one package (zstandard): a real interpreter tarball in ~10 s."""
     requirements = ENV_CACHE / "test-tiny" / "requirements.txt"
     requirements.parent.mkdir(parents=True, exist_ok=True)
-    requirements.write_text("# tests: the smallest environment the job-side unpacker can run in\nzstandard==0.25.0\n")
+    requirements.write_text(
+        "# tests: the smallest environment the job-side unpacker can run in\nzstandard==0.25.0\n"
+    )
     return build_environment(requirements, requirements.parent).env
 
 

@@ -21,7 +21,6 @@ from sweep import archive, elfscan, names, pack
 from sweep.envfiles import select_site_packages
 from sweep.errors import PackError
 from sweep.pack import (
-    EnvManifest,
     build_environment,
     environment_key,
     find_environment,
@@ -29,16 +28,6 @@ from sweep.pack import (
     pack_job_code,
     verify_environment,
 )
-
-
-@pytest.fixture(scope="session")
-def tiny_env() -> EnvManifest:
-    return tiny_environment()
-
-
-@pytest.fixture(scope="session")
-def real_env() -> EnvManifest:
-    return job_environment()
 
 
 def leftovers(cache: Path) -> list[str]:
@@ -216,7 +205,9 @@ def test_glibc_versions_read_from_elf_match_readelf() -> None:
     assert needs is not None and "GLIBC" in needs.versions
     assert elfscan.read_elf_needs(Path(pack.__file__)) is None
     if shutil.which("readelf"):
-        listing = subprocess.run(["readelf", "-V", str(target)], capture_output=True, text=True, check=True).stdout
+        listing = subprocess.run(
+            ["readelf", "-V", str(target)], capture_output=True, text=True, check=True
+        ).stdout
         newest = max(tuple(map(int, v.split("."))) for v in re.findall(r"GLIBC_(\d+(?:\.\d+)+)", listing))
         assert needs.versions["GLIBC"] == newest
 
@@ -224,7 +215,8 @@ def test_glibc_versions_read_from_elf_match_readelf() -> None:
 # ----------------------------------------------------------------------------- a real (small) build
 
 
-def test_tiny_env_manifests_and_cache_hit(tiny_env: EnvManifest, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_tiny_env_manifests_and_cache_hit(monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_env = tiny_environment()
     cache = tiny_env.interpreter.path.parent
     for tarball, compression in ((tiny_env.interpreter, "gzip"), (tiny_env.site_packages, "zstd")):
         manifest = json.loads(pack.manifest_path(tarball.path).read_text())
@@ -247,7 +239,8 @@ def test_tiny_env_manifests_and_cache_hit(tiny_env: EnvManifest, monkeypatch: py
     assert result.env == tiny_env
 
 
-def test_tiny_interpreter_layout(tiny_env: EnvManifest) -> None:
+def test_tiny_interpreter_layout() -> None:
+    tiny_env = tiny_environment()
     with tarfile.open(tiny_env.interpreter.path) as tar:
         member_names = set(tar.getnames())
     version = "python" + ".".join(tiny_env.python_version.split(".")[:2])
@@ -261,7 +254,8 @@ def test_tiny_interpreter_layout(tiny_env: EnvManifest) -> None:
     assert all("zstandard" in n or n.endswith("_sweep_site.pth") for n in site_packages)
 
 
-def test_verify_detects_a_changed_tarball_that_the_cache_still_trusts(tiny_env: EnvManifest, tmp_path: Path) -> None:
+def test_verify_detects_a_changed_tarball_that_the_cache_still_trusts(tmp_path: Path) -> None:
+    tiny_env = tiny_environment()
     cache = tmp_path / "cache"
     shutil.copytree(tiny_env.interpreter.path.parent, cache)
     env = load_environment(cache, tiny_env.key)
@@ -284,7 +278,8 @@ def test_verify_detects_a_changed_tarball_that_the_cache_still_trusts(tiny_env: 
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_real_environment_manifest_and_slimming(real_env: EnvManifest) -> None:
+def test_real_environment_manifest_and_slimming() -> None:
+    real_env = job_environment()
     assert real_env.glibc_min == "2.35"  # the pyenv interpreter; TensorFlow itself needs 2.27
     assert real_env.interpreter.compression == "gzip" and real_env.site_packages.compression == "zstd"
     assert real_env.site_packages.files > 10_000

@@ -16,7 +16,10 @@ from sweep.job import unpack
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "sweep.job.unpack", *map(str, args)], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "sweep.job.unpack", *map(str, args)],
+        capture_output=True,
+        text=True,
+        check=False,
     )
 
 

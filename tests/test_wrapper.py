@@ -87,16 +87,6 @@ KILL_WITH_SIGILL = "import os, signal\nos.kill(os.getpid(), signal.SIGILL)\n"
 STAGES = ["verify", "unpack_interpreter", "unpack_code", "unpack_site", "interpreter_start", "total"]
 
 
-@pytest.fixture(scope="session")
-def tiny_env() -> EnvManifest:
-    return tiny_environment()
-
-
-@pytest.fixture(scope="session")
-def real_env() -> EnvManifest:
-    return job_environment()
-
-
 @pytest.fixture
 def sandbox(tmp_path: Path) -> Sandbox:
     return make_sandbox(tmp_path, {"report_env": REPORT_ENV, "sigill": KILL_WITH_SIGILL})
@@ -216,7 +206,9 @@ def test_unsafe_interpreter_member_exits_24_and_writes_nothing(sandbox: Sandbox,
 
 
 def test_interpreter_that_does_not_start_exits_26(sandbox: Sandbox) -> None:
-    broken = write_gz(sandbox.interpreter.path, [("python/bin/python3", b"#!/bin/sh\necho broken >&2\nexit 1\n")])
+    broken = write_gz(
+        sandbox.interpreter.path, [("python/bin/python3", b"#!/bin/sh\necho broken >&2\nexit 1\n")]
+    )
     sandbox.interpreter = broken
     sandbox.render(job_module="sweep.job.report_env")
     result = sandbox.run()
@@ -253,7 +245,9 @@ def test_env_cache_unpacks_once_and_is_reused(sandbox: Sandbox, tmp_path: Path) 
     assert read_json(sandbox.path / "out" / names.WRAPPER_TIMINGS)["env_cache"] == (
         "unpack_interpreter:hit unpack_site:hit"
     )
-    assert sorted(p.name for p in cache.iterdir()) == sorted([sandbox.interpreter.sha256, sandbox.site_packages.sha256])
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [sandbox.interpreter.sha256, sandbox.site_packages.sha256]
+    )
 
 
 def test_env_cache_with_concurrent_jobs(tmp_path: Path) -> None:
@@ -333,11 +327,12 @@ def env_sandbox(root: Path, env: EnvManifest, job_modules: dict[str, str]) -> Sa
     )  # fmt: skip
 
 
-def test_real_interpreter_is_relocated_and_adds_site_packages_after_the_stdlib(
-    tiny_env: EnvManifest, tmp_path: Path
-) -> None:
+def test_real_interpreter_is_relocated_and_adds_site_packages_after_the_stdlib(tmp_path: Path) -> None:
+    tiny_env = tiny_environment()
     sandbox = env_sandbox(tmp_path, tiny_env, {"probe": PROBE_INTERPRETER})
-    sandbox.render(job_module="sweep.job.probe", glibc_min=tiny_env.glibc_min, python_version=tiny_env.python_version)
+    sandbox.render(
+        job_module="sweep.job.probe", glibc_min=tiny_env.glibc_min, python_version=tiny_env.python_version
+    )
     result = sandbox.run()
     assert result.returncode == 0, result.stderr
     probe = read_json(sandbox.path / "out" / "probe.json")
@@ -358,7 +353,8 @@ def shared_env_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
-def test_real_environment_imports_tensorflow_and_fits(real_env: EnvManifest, tmp_path: Path) -> None:
+def test_real_environment_imports_tensorflow_and_fits(tmp_path: Path) -> None:
+    real_env = job_environment()
     sandbox = env_sandbox(tmp_path, real_env, {"smoke_fit": SMOKE_FIT})
     sandbox.render(job_module="sweep.job.smoke_fit", glibc_min=real_env.glibc_min,
                    python_version=real_env.python_version, cpu_flags=("avx", "avx2"))  # fmt: skip
@@ -382,11 +378,14 @@ def test_real_environment_imports_tensorflow_and_fits(real_env: EnvManifest, tmp
 @pytest.mark.slow
 @pytest.mark.timeout(1800)
 def test_real_sigill_after_exec_is_signal_4_and_env_cache_hits(
-    real_env: EnvManifest, tmp_path: Path, shared_env_cache: Path
+    tmp_path: Path, shared_env_cache: Path
 ) -> None:
+    real_env = job_environment()
     jobs = {"sigill": KILL_WITH_SIGILL, "report_env": REPORT_ENV}
     first = env_sandbox(tmp_path / "first", real_env, jobs)
-    first.render(job_module="sweep.job.sigill", glibc_min=real_env.glibc_min, python_version=real_env.python_version)
+    first.render(
+        job_module="sweep.job.sigill", glibc_min=real_env.glibc_min, python_version=real_env.python_version
+    )
     result = first.run(env={"SWEEP_ENV_CACHE": str(shared_env_cache)})
     assert result.returncode == -signal.SIGILL, result.stderr[-3000:]  # signal 4, not exit 132
     assert read_json(first.path / "out" / names.WRAPPER_TIMINGS)["env_cache"] == (
@@ -404,7 +403,8 @@ def test_real_sigill_after_exec_is_signal_4_and_env_cache_hits(
 
 
 @pytest.mark.slow
-def test_real_environment_on_a_cpu_without_the_flag_exits_132(real_env: EnvManifest, tmp_path: Path) -> None:
+def test_real_environment_on_a_cpu_without_the_flag_exits_132(tmp_path: Path) -> None:
+    real_env = job_environment()
     sandbox = env_sandbox(tmp_path, real_env, {"report_env": REPORT_ENV})
     sandbox.render(job_module="sweep.job.report_env", glibc_min=real_env.glibc_min,
                    python_version=real_env.python_version, cpu_flags=("avx", "avx9999"))  # fmt: skip

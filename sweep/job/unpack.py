@@ -146,7 +146,9 @@ def extract_archive(archive: Path, dest: Path) -> None:
         tar_errors = errors.read().decode(errors="replace").strip()
     if proc.returncode != 0 or copy_error:
         detail = "; ".join(filter(None, [copy_error, tar_errors[-1500:]]))
-        raise UnpackError(f"unpacking {archive} into {dest} failed (tar exit {proc.returncode}): {detail}", EXIT_FAILED)
+        raise UnpackError(
+            f"unpacking {archive} into {dest} failed (tar exit {proc.returncode}): {detail}", EXIT_FAILED
+        )
 
 
 def unpack(archive: Path, expected_sha256: str, dest: Path) -> int:
