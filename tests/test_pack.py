@@ -30,6 +30,10 @@ from sweep.pack import (
 )
 
 
+def version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split("."))
+
+
 def leftovers(cache: Path) -> list[str]:
     """Anything in the cache folder except the per-key lock files."""
     return sorted(p.name for p in cache.iterdir() if not p.name.startswith(".lock-"))
@@ -224,10 +228,11 @@ def test_tiny_env_manifests_and_cache_hit(monkeypatch: pytest.MonkeyPatch) -> No
         assert manifest["key"] == tiny_env.key and manifest["compression"] == compression
         assert manifest["python_version"] == tiny_env.python_version
         assert re.fullmatch(r"\d+\.\d+", manifest["glibc_min"])
-    assert tiny_env.glibc_min == max(
-        (json.loads(pack.manifest_path(t.path).read_text())["glibc_min"] for t in (tiny_env.interpreter,
-         tiny_env.site_packages)), key=lambda v: tuple(map(int, v.split(".")))
-    )  # fmt: skip
+    manifests = [
+        json.loads(pack.manifest_path(t.path).read_text())
+        for t in (tiny_env.interpreter, tiny_env.site_packages)
+    ]
+    assert tiny_env.glibc_min == max((m["glibc_min"] for m in manifests), key=version)
 
     def no_hashing(path: Path) -> str:
         raise AssertionError(f"a cache hit must not hash {path}")
@@ -280,7 +285,10 @@ def test_verify_detects_a_changed_tarball_that_the_cache_still_trusts(tmp_path: 
 @pytest.mark.timeout(1800)
 def test_real_environment_manifest_and_slimming() -> None:
     real_env = job_environment()
-    assert real_env.glibc_min == "2.35"  # the pyenv interpreter; TensorFlow itself needs 2.27
+    site_manifest = json.loads(pack.manifest_path(real_env.site_packages.path).read_text())
+    interp_manifest = json.loads(pack.manifest_path(real_env.interpreter.path).read_text())
+    assert site_manifest["glibc_min"] == "2.27"  # the pinned tensorflow-cpu 2.21 wheels
+    assert real_env.glibc_min == max(site_manifest["glibc_min"], interp_manifest["glibc_min"], key=version)
     assert real_env.interpreter.compression == "gzip" and real_env.site_packages.compression == "zstd"
     assert real_env.site_packages.files > 10_000
     started = time.monotonic()
