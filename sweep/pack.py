@@ -2,13 +2,53 @@
 
 CONTRACT (filled in by the packing work): the dataclasses below are what render, the
 backends and `sweep pack` rely on. Functions raise PackError on user-facing failures.
+
+A packed environment is two tarballs in the cache folder, named by a content key:
+  python-KEY.tar.gz          the running base interpreter, slimmed, with zstandard (plain tar + gzip)
+  site-packages-KEY.tar.zst  a venv's site-packages installed from the locked requirements
+each with a JSON manifest beside it (python-KEY.json, site-packages-KEY.json). A manifest is
+written only after its tarball is complete, so a manifest whose tarball has the recorded size
+means a finished build: that is the cache hit, which never re-hashes hundreds of MB.
 """
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import fcntl
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from sweep import names
+from sweep.archive import Member, Written, sha256_file, write_tar_gz, write_tar_zstd, write_text_atomic
+from sweep.elfscan import SystemNeeds, scan_tree
+from sweep.envfiles import (
+    INTERPRETER_DIR,
+    SITE_DIR,
+    describe_members,
+    select_interpreter,
+    select_site_packages,
+)
+from sweep.errors import PackError
+
+# Bump when the layout inside the tarballs or the exclusion rules (sweep/envfiles.py) change.
+PACK_FORMAT = 1
+
+Progress = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -37,6 +77,7 @@ class EnvManifest:
     interpreter: Tarball  # gzip: unpackable with plain tar + gzip on a bare node
     site_packages: Tarball  # zstd: unpacked by the shipped interpreter's zstandard module
     requirements: Path  # the locked requirements file it was built from
+    system_libraries: tuple[str, ...] = ()  # shared libraries the node must provide
 
 
 @dataclass(frozen=True)
@@ -44,3 +85,359 @@ class PackResult:
     env: EnvManifest
     cache_hit: bool
     seconds: float
+
+
+# ----------------------------------------------------------------------------- names and keys
+
+
+def interpreter_tarball_name(key: str) -> str:
+    return f"python-{key}.tar.gz"
+
+
+def site_packages_tarball_name(key: str) -> str:
+    return f"site-packages-{key}.tar.zst"
+
+
+def manifest_path(tarball: Path) -> Path:
+    """python-KEY.tar.gz -> python-KEY.json (beside the tarball)."""
+    return tarball.with_name(tarball.name.split(".tar.")[0] + ".json")
+
+
+def _glibc_version() -> str:
+    found = os.confstr("CS_GNU_LIBC_VERSION") or ""  # "glibc 2.36"
+    return found.rpartition(" ")[2] or "none"
+
+
+def _locked_lines(requirements: Path) -> list[str]:
+    """The requirement lines without comments and blanks: editing the header keeps the key."""
+    try:
+        text = requirements.read_text(encoding="utf-8")
+    except OSError as error:
+        raise PackError(f"cannot read the requirements file {requirements}: {error.strerror}") from error
+    lines = (line.split(" #", 1)[0].strip() for line in text.splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def environment_key(requirements: Path) -> str:
+    """Content hash of what determines the tarballs' bytes (16 hex digits)."""
+    identity = {
+        "pack_format": PACK_FORMAT,
+        "python": sys.version,  # version plus build: two 3.11.7 builds differ
+        "implementation": sys.implementation.name,
+        "platform": sysconfig.get_platform(),
+        "glibc": _glibc_version(),
+        "requirements": _locked_lines(requirements),
+    }
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# ----------------------------------------------------------------------------- manifests
+
+
+def _tarball_from_manifest(cache_dir: Path, data: dict[str, Any]) -> Tarball:
+    return Tarball(
+        path=cache_dir / data["name"],
+        sha256=data["sha256"],
+        bytes=int(data["bytes"]),
+        files=int(data["files"]),
+        compression=data["compression"],
+    )
+
+
+def _read_manifest(path: Path, key: str) -> dict[str, Any]:
+    try:
+        data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as error:
+        raise PackError(f"no packed environment {key} in {path.parent}: {path.name} is missing") from error
+    except (OSError, ValueError) as error:
+        raise PackError(f"the manifest {path} cannot be read: {error}") from error
+    if data.get("format") != PACK_FORMAT or data.get("key") != key:
+        raise PackError(
+            f"the manifest {path} is for key {data.get('key')} format {data.get('format')}, "
+            f"expected key {key} format {PACK_FORMAT}"
+        )
+    return data
+
+
+def load_environment(cache_dir: Path, key: str) -> EnvManifest:
+    """The environment `key` as its two manifests describe it (nothing is hashed)."""
+    interp = _read_manifest(manifest_path(cache_dir / interpreter_tarball_name(key)), key)
+    site = _read_manifest(manifest_path(cache_dir / site_packages_tarball_name(key)), key)
+    return EnvManifest(
+        key=key,
+        python_version=interp["python_version"],
+        platform=interp["platform"],
+        glibc_min=_newest_version(interp["glibc_min"], site["glibc_min"]),
+        interpreter=_tarball_from_manifest(cache_dir, interp),
+        site_packages=_tarball_from_manifest(cache_dir, site),
+        requirements=Path(site["requirements"]),
+        system_libraries=tuple(sorted(set(interp["system_libraries"]) | set(site["system_libraries"]))),
+    )
+
+
+def _newest_version(*versions: str) -> str:
+    return max(versions, key=lambda v: tuple(int(p) for p in v.split(".")))
+
+
+def find_environment(requirements: Path, cache_dir: Path) -> EnvManifest | None:
+    """The cached environment for these requirements, if complete; cheap (stat, no hashing)."""
+    key = environment_key(requirements)
+    try:
+        env = load_environment(cache_dir, key)
+    except PackError:
+        return None
+    for tarball in (env.interpreter, env.site_packages):
+        try:
+            if tarball.path.stat().st_size != tarball.bytes:
+                return None
+        except FileNotFoundError:
+            return None
+    return _with_requirements(env, requirements)
+
+
+def _with_requirements(env: EnvManifest, requirements: Path) -> EnvManifest:
+    return dataclasses.replace(env, requirements=requirements)
+
+
+def verify_environment(env: EnvManifest) -> None:
+    """Re-hash both tarballs; PackError naming the file and both hashes on a mismatch."""
+    for tarball in (env.interpreter, env.site_packages):
+        if not tarball.path.is_file():
+            raise PackError(f"the tarball {tarball.path} is missing")
+        actual = sha256_file(tarball.path)
+        if actual != tarball.sha256:
+            raise PackError(
+                f"{tarball.path} does not match its manifest: sha256 {actual}, "
+                f"manifest says {tarball.sha256} (corrupt or modified; delete it and run `sweep pack`)"
+            )
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def build_environment(requirements: Path, cache_dir: Path, *, progress: Progress | None = None) -> PackResult:
+    """Build (or find in the cache) the packed environment for a locked requirements file."""
+    started = time.monotonic()
+    report = progress or (lambda message: None)
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    found = find_environment(requirements, cache_dir)
+    if found is not None:
+        return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
+    key = environment_key(requirements)
+    with _build_lock(cache_dir, key):
+        found = find_environment(requirements, cache_dir)  # built by another process meanwhile
+        if found is not None:
+            return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
+        _remove_leftovers(cache_dir, key)
+        with _scratch_dir(cache_dir, key) as scratch:
+            _check_fully_pinned(requirements)
+            site_dir = _install_requirements(requirements, scratch / "venv", report)
+            _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
+    env = _with_requirements(load_environment(cache_dir, key), requirements)
+    return PackResult(env=env, cache_hit=False, seconds=time.monotonic() - started)
+
+
+@contextlib.contextmanager
+def _build_lock(cache_dir: Path, key: str) -> Iterator[None]:
+    """One builder per key: a second `sweep pack` waits, then finds the first one's result."""
+    with (cache_dir / f".lock-{key}").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _remove_leftovers(cache_dir: Path, key: str) -> None:
+    """Scratch folders and temp files of this key left by a build that was killed (SIGKILL)."""
+    for leftover in cache_dir.glob(f".*{key}*"):
+        if leftover.name.startswith(f".lock-{key}"):
+            continue
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _scratch_dir(cache_dir: Path, key: str) -> Iterator[Path]:
+    """A build folder beside the cache (same file system), removed on any exit, Ctrl-C included."""
+    scratch = Path(tempfile.mkdtemp(prefix=f".build-{key}-", dir=cache_dir))
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+_PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*===?\s*\S+")
+
+
+def _check_fully_pinned(requirements: Path) -> None:
+    loose = [line for line in _locked_lines(requirements) if not _PIN.match(line)]
+    if loose:
+        raise PackError(
+            f"{requirements} is not a locked file: every line must pin one version with ==; "
+            f"not pinned: {', '.join(loose[:5])}"
+        )
+
+
+def _normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def _install_requirements(requirements: Path, venv: Path, report: Progress) -> Path:
+    """A fresh venv of the running base interpreter with exactly the locked packages."""
+    report(f"creating a venv of Python {platform.python_version()}")
+    _run([sys.executable, "-m", "venv", str(venv)], what=f"python -m venv {venv}", requirements=requirements)
+    python = str(venv / "bin" / "python")
+    pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
+    bootstrap = _frozen_names(_run([*pip, "freeze", "--all"], what="pip freeze", requirements=requirements))
+    report(f"installing {requirements} with pip (a few minutes when the pip cache is cold)")
+    _run([*pip, "install", "-r", str(requirements)], what="pip install", requirements=requirements)
+    installed = _run([*pip, "freeze", "--all"], what="pip freeze", requirements=requirements)
+    pinned = {_normalized(re.split(r"[=\[ ]", line, maxsplit=1)[0]) for line in _locked_lines(requirements)}
+    # what venv's ensurepip put there (pip, setuptools) is not pip's choice; anything else must be pinned
+    extra = [line for line in installed.splitlines() if _frozen_names(line) - pinned - bootstrap]
+    if extra:
+        raise PackError(
+            f"{requirements} is not fully locked: pip also installed {', '.join(extra)}; "
+            "pin them (regenerate the file with pip freeze, see envs/README.md)"
+        )
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    return venv / "lib" / version / SITE_DIR
+
+
+def _frozen_names(freeze_output: str) -> set[str]:
+    return {
+        _normalized(re.split(r"==| @ ", line, maxsplit=1)[0]) for line in freeze_output.splitlines() if line
+    }
+
+
+def _run(command: list[str], *, what: str, requirements: Path) -> str:
+    result = subprocess.run(command, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise PackError(
+            f"{what} failed for {requirements} (exit {result.returncode}):\n"
+            + _last_error_lines(result.stdout + result.stderr)
+        )
+    return result.stdout
+
+
+def _last_error_lines(output: str, count: int = 12) -> str:
+    """pip's ERROR lines if it printed any, else its last lines that are not warnings."""
+    lines = [line for line in output.splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("ERROR")]
+    return "\n".join((errors or [line for line in lines if not line.startswith("WARNING")] or lines)[-count:])
+
+
+def _write_environment(
+    requirements: Path, cache_dir: Path, key: str, site_dir: Path, scratch: Path, report: Progress
+) -> None:
+    """Both tarballs, each followed by its manifest (the manifest marks it complete)."""
+    common = {
+        "format": PACK_FORMAT,
+        "key": key,
+        "python_version": platform.python_version(),
+        "platform": sysconfig.get_platform(),
+        "build_glibc": _glibc_version(),
+        "requirements": str(requirements.resolve()),
+        "requirements_sha256": sha256_file(requirements),
+    }
+    staging = scratch / "staging"
+    staging.mkdir()
+    report("packing the interpreter (gzip)")
+    members = select_interpreter(Path(sys.base_prefix), site_dir, staging)
+    _pack_interpreter(members, cache_dir / interpreter_tarball_name(key), common)
+    report("packing site-packages (zstd, all cores)")
+    _pack_site_packages(site_dir, cache_dir / site_packages_tarball_name(key), common)
+
+
+def _pack_interpreter(members: list[Member], dest: Path, common: dict[str, Any]) -> None:
+    started = time.monotonic()
+    stats = describe_members(members)
+    written = write_tar_gz(members, dest, deterministic=False)
+    needs = scan_tree(stats.elf_candidates)
+    fields = {"files": stats.files, "unpacked_bytes": stats.unpacked_bytes, "compression": "gzip",
+              "top_folder": INTERPRETER_DIR}  # fmt: skip
+    _write_manifest(dest, written, needs, {**common, **fields}, time.monotonic() - started)
+
+
+def _pack_site_packages(site_dir: Path, dest: Path, common: dict[str, Any]) -> None:
+    started = time.monotonic()
+    selection = select_site_packages(site_dir)
+    written = write_tar_zstd(selection.root, selection.relpaths, dest)
+    needs = scan_tree(selection.elf_candidates)
+    fields = {"files": selection.files, "unpacked_bytes": selection.unpacked_bytes, "compression": "zstd",
+              "top_folder": SITE_DIR}  # fmt: skip
+    _write_manifest(dest, written, needs, {**common, **fields}, time.monotonic() - started)
+
+
+def _write_manifest(
+    tarball: Path, written: Written, needs: SystemNeeds, fields: dict[str, Any], seconds: float
+) -> None:
+    manifest = {
+        **fields,
+        "name": tarball.name,
+        "sha256": written.sha256,
+        "bytes": written.bytes,
+        "glibc_min": needs.version("GLIBC") or "0.0",  # newest GLIBC_x.y symbol version any ELF file needs
+        "glibcxx_min": needs.version("GLIBCXX"),
+        "system_libraries": needs.system_libraries(),
+        "elf_files": needs.elf_files,
+        "pack_seconds": round(seconds, 2),
+        "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    write_text_atomic(manifest_path(tarball), json.dumps(manifest, indent=2) + "\n")
+
+
+# ----------------------------------------------------------------------------- the job code
+
+
+def _package_root() -> Path:
+    """The folder that holds the `sweep` package (the repository in an editable install)."""
+    return Path(__file__).resolve().parent.parent
+
+
+def job_code_members(source_root: Path) -> list[Member]:
+    """sweep/__init__.py, sweep/names.py and sweep/job/** without caches, sorted by name."""
+    package = source_root / "sweep"
+    sources = [package / "__init__.py", package / "names.py"]
+    sources += [p for p in (package / "job").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    missing = [str(p) for p in sources[:2] if not p.is_file()]
+    if missing or not (package / "job").is_dir():
+        raise PackError(
+            f"the job code is incomplete under {source_root}: missing {missing or [package / 'job']}"
+        )
+    members = [
+        Member(p, p.relative_to(source_root).as_posix()) for p in sources if not p.name.endswith(".pyc")
+    ]
+    return sorted(members, key=lambda m: m.arcname)
+
+
+def pack_job_code(dest_dir: Path, *, source_root: Path | None = None) -> Tarball:
+    """The small deterministic code tarball (names.CODE_TARBALL): same sources, same sha256.
+
+    `source_root` (default: where this `sweep` package lives) holds the `sweep/` folder to pack;
+    tests point it at a copy with a stand-in job module.
+    """
+    members = job_code_members(source_root or _package_root())
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / names.CODE_TARBALL
+    written = write_tar_gz(members, dest, deterministic=True, level=9)
+    return Tarball(
+        path=dest, sha256=written.sha256, bytes=written.bytes, files=len(members), compression="gzip"
+    )
+
+
+__all__ = [
+    "PACK_FORMAT",
+    "EnvManifest",
+    "PackResult",
+    "Tarball",
+    "build_environment",
+    "environment_key",
+    "find_environment",
+    "load_environment",
+    "pack_job_code",
+    "verify_environment",
+]
