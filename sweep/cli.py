@@ -115,7 +115,8 @@ def pack(
     verb = "found in the cache" if result.cache_hit else "built"
     out.print(f"environment {env.key} {verb} in {result.seconds:.2f} s")
     for tarball in (env.interpreter, env.site_packages):
-        out.print(f"  {tarball.path}  {tarball.bytes / 1e6:.1f} MB  {tarball.files} files  sha256 {tarball.sha256[:16]}…")
+        out.print(f"  {tarball.path}  {tarball.bytes / 1e6:.1f} MB  {tarball.files} files  sha256 {tarball.sha256[:16]}…",
+                  soft_wrap=True)
 
 
 @data_app.command("synth")
@@ -240,7 +241,7 @@ def submit(
     retries = specs.parse_positive_int("max-retries", max_retries, minimum=0, maximum=100)
     request = submission.SubmitRequest(
         spec=sweep_spec, data_dir=data.resolve(), sweeps_dir=sweeps_dir, requirements_file=requirements_file,
-        env_cache=cache, backend=_backend_settings(backend, schedd, pool), max_retries=retries,
+        env_cache=cache.resolve(), backend=_backend_settings(backend, schedd, pool), max_retries=retries,
         replace_existing=replace, environment=submission.test_environment(os.environ),
     )
     if dry_run:

@@ -195,6 +195,27 @@ def find_environment(requirements: Path, cache_dir: Path) -> EnvManifest | None:
     return _with_requirements(env, requirements)
 
 
+def planned_environment(requirements: Path, cache_dir: Path) -> EnvManifest:
+    """The cached environment, or the one `sweep pack` would build (names only): `submit --dry-run` packs nothing."""
+    found = find_environment(requirements, cache_dir)
+    if found is not None:
+        return found
+    key = environment_key(requirements)
+
+    def planned(name: str, compression: Literal["gzip", "zstd"]) -> Tarball:
+        return Tarball(path=cache_dir / name, sha256="not-packed-yet", bytes=0, files=0, compression=compression)
+
+    return EnvManifest(
+        key=key,
+        python_version=platform.python_version(),
+        platform=sysconfig.get_platform(),
+        glibc_min="unknown",
+        interpreter=planned(interpreter_tarball_name(key), "gzip"),
+        site_packages=planned(site_packages_tarball_name(key), "zstd"),
+        requirements=requirements,
+    )
+
+
 def _with_requirements(env: EnvManifest, requirements: Path) -> EnvManifest:
     return dataclasses.replace(env, requirements=requirements)
 
