@@ -3,8 +3,15 @@
 The job side (``sweep/job``) may import this module: it is pure constants.
 """
 
+# --- a source dataset in the NIH ChestX-ray14 layout (read by `sweep data shard`, written by `sweep data synth`)
+CXR_CSV = "Data_Entry_2017.csv"
+CXR_IMAGES_DIR = "images"
+CXR_TRAIN_VAL_LIST = "train_val_list.txt"
+CXR_TEST_LIST = "test_list.txt"
+
 # --- the dataset shard folder (written by `sweep data shard`, read by the job and the planner)
 DATA_MANIFEST = "manifest.json"
+SHARD_SUFFIX = ".tfrecord"
 
 # --- what one training job writes into its output folder
 METRICS = "metrics.json"
@@ -16,7 +23,7 @@ PREDICTIONS = "predictions.npz"
 WRAPPER_TIMINGS = "wrapper.json"  # stage timings the shell wrapper records before python starts
 JOB_OUTPUT_DIR = "out"  # inside the job's sandbox; remapped to the item folder on return
 
-# --- the job code shipped to every execute node (sweep/__init__.py + sweep/job/)
+# --- the job code shipped to every execute node (sweep/__init__.py + sweep/names.py + sweep/job/)
 CODE_TARBALL = "sweep-code.tar.gz"
 
 # --- the sweep directory (sweeps/NAME/)
@@ -33,3 +40,8 @@ LOCK_FILE = ".lock"
 
 # --- environment tarballs (envs/cache/)
 ENV_CACHE_DIR = "cache"
+
+# --- schema tags written into JSON files, so readers can refuse what they do not understand
+DATA_MANIFEST_SCHEMA = "sweep.data/1"
+METRICS_SCHEMA = "sweep.metrics/1"
+ERROR_SCHEMA = "sweep.error/1"
