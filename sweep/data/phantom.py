@@ -18,6 +18,12 @@ from PIL import Image
 
 Field = np.ndarray  # float32, (size, size), intensity added to the picture
 
+# How strongly the added traces show (the amplitudes below are relative). Measured with the job's
+# CNN on 2,000 images at 64 px, 3 epochs, macro AUC with all / a tenth of the training data:
+# contrast 1.0 gave 0.68 / 0.51, contrast 2.2 gave 0.75 / 0.56. 2.0 keeps the task far from
+# trivial while the learning curve stands clear of the noise.
+TRACE_CONTRAST = 2.0
+
 
 @dataclass(frozen=True)
 class Anatomy:
@@ -269,7 +275,7 @@ def render(anatomy: Anatomy, findings: list[str], size: int, rng: np.random.Gene
     picture = _chest(scene)
     for name in findings:
         if name in TRACES:
-            picture = picture + TRACES[name](scene)
+            picture = picture + TRACE_CONTRAST * TRACES[name](scene)
     exposure = picture * (1 + rng.normal(0, 0.06)) + rng.normal(0, 0.03)
     noisy = exposure + rng.normal(0, rng.uniform(0.03, 0.06), exposure.shape)
     return np.clip(noisy * 255, 0, 255).astype(np.uint8)
