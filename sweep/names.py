@@ -43,5 +43,6 @@ ENV_CACHE_DIR = "cache"
 
 # --- schema tags written into JSON files, so readers can refuse what they do not understand
 DATA_MANIFEST_SCHEMA = "sweep.data/1"
+DATA_IMAGE_ENCODING = "png"  # how shard records hold their pixels; the job refuses anything else
 METRICS_SCHEMA = "sweep.metrics/1"
 ERROR_SCHEMA = "sweep.error/1"

@@ -8,6 +8,7 @@ refuse if any image did not decode, write manifest.json, rename the folder to OU
 from __future__ import annotations
 
 import hashlib
+import io
 import multiprocessing
 import os
 from collections.abc import Callable, Sequence
@@ -114,7 +115,7 @@ def _write_shard(work: ShardWork) -> ShardWritten:
                 unreadable.append(f"{names.CXR_IMAGES_DIR}/{image.name} cannot be read as an image ({error})")
                 continue
             record = frame_record(encode_example({
-                "image": pixels.tobytes(),
+                "image": encode_png(pixels),
                 "labels": image.labels,
                 "patient_id": image.patient_id,
                 "image_index": image.name.encode(),
@@ -137,6 +138,12 @@ def load_pixels(path: Path, size: int) -> np.ndarray:
         # reducing_gap: an integer box reduction first makes 1024 -> 64 fast without aliasing.
         gray = gray.resize((size, size), Image.Resampling.LANCZOS, reducing_gap=3.0)
     return np.asarray(gray, dtype=np.uint8)
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def _refuse_unreadable(src: Path, written: dict[str, ShardWritten]) -> None:

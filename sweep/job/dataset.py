@@ -1,8 +1,9 @@
 """tf.data pipelines over the shards: the streamed training subset, and validation/test in memory.
 
-Records are tf.train.Example (see sweep.data.manifest.RECORD_FEATURES): raw uint8 pixels, a
-multi-hot label vector, the patient id and the image name. Raw pixels, not PNG: decoding is a copy,
-so the pipeline keeps up with training (benchmarks/input_pipeline.py measures both).
+Records are tf.train.Example (see sweep.data.manifest.RECORD_FEATURES): a grayscale PNG, a
+multi-hot label vector, the patient id and the image name. Records are parsed in batches (one
+parse_example call per 256 records) and each image is decoded only after the patient filter, so
+records outside the subset cost no PNG decoding.
 """
 
 from __future__ import annotations
@@ -36,14 +37,17 @@ def _features(labels: int) -> dict[str, tf.io.FixedLenFeature]:
     }
 
 
-def _decode_batch(serialized: tf.Tensor, stored_size: int, size: int, labels: int) -> dict[str, tf.Tensor]:
-    """Parse a batch of records; pixels become uint8 (batch, size, size, 1), resized if asked."""
-    parsed = tf.io.parse_example(serialized, _features(labels))
-    pixels = tf.io.decode_raw(parsed["image"], tf.uint8)
-    images = tf.reshape(pixels, [-1, stored_size, stored_size, 1])
+def _parse_batch(serialized: tf.Tensor, labels: int) -> dict[str, tf.Tensor]:
+    return tf.io.parse_example(serialized, _features(labels))
+
+
+def _decode_image(png: tf.Tensor, stored_size: int, size: int) -> tf.Tensor:
+    """One PNG -> uint8 (size, size, 1), resized if the job asked for another size than the shards'."""
+    image = tf.ensure_shape(tf.io.decode_png(png, channels=1), [stored_size, stored_size, 1])
     if size != stored_size:
-        images = tf.cast(tf.clip_by_value(tf.round(tf.image.resize(images, [size, size], antialias=True)), 0, 255), tf.uint8)
-    return {**parsed, "image": images}
+        resized = tf.image.resize(image, [size, size], antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(resized), 0, 255), tf.uint8)
+    return image
 
 
 def training_dataset(
@@ -67,22 +71,22 @@ def training_dataset(
         ),
         default_value=0,  # int64 -> int64: TensorFlow has no int64 -> bool hash table kernel
     )
-    dataset = (
-        tf.data.Dataset.from_tensor_slices([str(f) for f in files])
-        .shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
-        .interleave(tf.data.TFRecordDataset, cycle_length=min(INTERLEAVE, len(files)),
-                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        .batch(READ_BATCH)  # parse in batches: parse_example on 256 records beats 256 single parses
-        .map(lambda s: _decode_batch(s, stored_size, size, labels), num_parallel_calls=tf.data.AUTOTUNE)
+    names = [str(f) for f in files]
+    order = tf.data.Dataset.from_tensor_slices(names).shuffle(len(names), seed=seed, reshuffle_each_iteration=True)
+    return (
+        order.interleave(tf.data.TFRecordDataset, cycle_length=min(INTERLEAVE, len(names)),
+                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        .batch(READ_BATCH)  # one parse_example per 256 records beats 256 single parses
+        .map(lambda s: _parse_batch(s, labels), num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
         .filter(lambda record: keep.lookup(record["patient_id"]) > 0)
-        .map(lambda record: (record["image"], tf.cast(record["labels"], tf.float32)))
+        .map(lambda record: (_decode_image(record["image"], stored_size, size), tf.cast(record["labels"], tf.float32)),
+             num_parallel_calls=tf.data.AUTOTUNE)
         .apply(tf.data.experimental.assert_cardinality(images))
         .shuffle(min(images, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
         .prefetch(tf.data.AUTOTUNE)
     )
-    return dataset
 
 
 def label_counts(files: Sequence[Path], patients: Sequence[int], labels: int) -> list[int]:
@@ -113,7 +117,11 @@ def read_split(files: Sequence[Path], stored_size: int, size: int, labels: int) 
     dataset = (
         tf.data.TFRecordDataset([str(f) for f in files])
         .batch(READ_BATCH)
-        .map(lambda s: _decode_batch(s, stored_size, size, labels), num_parallel_calls=tf.data.AUTOTUNE)
+        .map(lambda s: _parse_batch(s, labels), num_parallel_calls=tf.data.AUTOTUNE)
+        .unbatch()
+        .map(lambda record: {**record, "image": _decode_image(record["image"], stored_size, size)},
+             num_parallel_calls=tf.data.AUTOTUNE)
+        .batch(READ_BATCH)
         .prefetch(tf.data.AUTOTUNE)
     )
     parts = [{key: value.numpy() for key, value in batch.items()} for batch in dataset]

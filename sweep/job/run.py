@@ -102,6 +102,9 @@ def read_inputs(config: JobConfig) -> Inputs:
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("schema") != names.DATA_MANIFEST_SCHEMA:
         raise ValueError(f"{manifest_path}: schema {manifest.get('schema')!r}, expected {names.DATA_MANIFEST_SCHEMA!r}")
+    if manifest.get("image_encoding") != names.DATA_IMAGE_ENCODING:
+        raise ValueError(f"{manifest_path}: image_encoding {manifest.get('image_encoding')!r}, "
+                         f"expected {names.DATA_IMAGE_ENCODING!r}; re-shard with this version of sweep")
     subset = select_training_subset(manifest, config.fraction, config.subset_seed)
     inputs = Inputs(manifest, subset, tuple(manifest["labels"]), int(manifest["image_size"]))
     _check_files(config.data, inputs)
