@@ -46,6 +46,21 @@ class Inputs:
     stored_size: int
 
 
+@dataclass(frozen=True)
+class Data:
+    train: Any  # tf.data.Dataset of the subset
+    validation: Any  # dataset.SplitArrays
+    test: Any
+    train_positives: list[int]  # per label, in the subset
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: Any  # keras.Model
+    history: dict[str, list[float]]
+    epoch_seconds: list[float]
+
+
 def run_job(config: JobConfig, stages: Stages) -> dict[str, Any]:
     """Train and evaluate one item; writes every output into config.out and returns the metrics."""
     config.out.mkdir(parents=True, exist_ok=True)
@@ -53,39 +68,26 @@ def run_job(config: JobConfig, stages: Stages) -> dict[str, Any]:
         inputs = read_inputs(config)
     with stages.stage("import"):
         tf = import_tensorflow(config.threads)
-        from sweep.job import dataset, export  # Keras and our TensorFlow code: part of the import cost
-
+        from sweep.job import export  # Keras and our TensorFlow code: part of the import cost
     size = config.image_size or inputs.stored_size
     with stages.stage("data_load"):
-        train = dataset.training_dataset(
-            files=_paths(config.data, inputs.subset.shards), patients=inputs.subset.patients,
-            images=inputs.subset.images, stored_size=inputs.stored_size, size=size, labels=len(inputs.labels),
-            batch_size=config.batch_size, seed=config.seed,
-        )
-        validation = dataset.read_split(_split_files(config.data, inputs, "validation"), inputs.stored_size, size, len(inputs.labels))
-        test = dataset.read_split(_split_files(config.data, inputs, "test"), inputs.stored_size, size, len(inputs.labels))
-        positives = dataset.label_counts(_paths(config.data, inputs.subset.shards), inputs.subset.patients,
-                                         len(inputs.labels))
+        data = load_data(config, inputs, size)
     with stages.stage("train"):
-        trained, history, epoch_seconds = _train(config, inputs, train, validation, size, positives)
+        trained = train(config, inputs, data, size)
     with stages.stage("evaluate"):
-        validation_scores = trained.predict(validation.images, batch_size=EVALUATION_BATCH, verbose=0)
-        test_scores = trained.predict(test.images, batch_size=EVALUATION_BATCH, verbose=0)
-        evaluation = _evaluate(inputs.labels, validation.labels, validation_scores, test.labels, test_scores)
+        validation_scores = trained.model.predict(data.validation.images, batch_size=EVALUATION_BATCH, verbose=0)
+        test_scores = trained.model.predict(data.test.images, batch_size=EVALUATION_BATCH, verbose=0)
+        evaluation = evaluate(inputs.labels, data.validation.labels, validation_scores, data.test.labels, test_scores)
     with stages.stage("export"):
-        exported = export.export_models(trained, config.out, test.images if len(test.images) else validation.images)
-    outputs.write_history(config.out, history, epoch_seconds)
-    outputs.write_predictions(config.out, {
-        "labels": test.labels, "scores": test_scores.astype(np.float32), "label_names": np.array(inputs.labels),
-        "image_index": test.image_index, "patient_id": test.patient_ids,
-        "validation_labels": validation.labels, "validation_scores": validation_scores.astype(np.float32),
-        "validation_image_index": validation.image_index,
-    })
+        sample = data.test.images if len(data.test.images) else data.validation.images
+        exported = export.export_models(trained.model, config.out, sample)
+    outputs.write_history(config.out, trained.history, trained.epoch_seconds)
+    outputs.write_predictions(config.out, _prediction_arrays(inputs, data, validation_scores, test_scores))
     result = {
-        **_describe(config, inputs, size, validation.labels, test.labels, positives),
+        **_describe(config, inputs, size, data),
         **evaluation,
-        "parameters": int(trained.count_params()),
-        "train_images_per_second": round(inputs.subset.images * config.epochs / max(sum(epoch_seconds), 1e-9), 1),
+        "parameters": int(trained.model.count_params()),
+        "train_images_per_second": round(inputs.subset.images * config.epochs / max(sum(trained.epoch_seconds), 1e-9), 1),
         "export": exported,
         "timings": stages.timings(),
         "host": host.host_facts(config.threads, tf.__version__),
@@ -112,14 +114,20 @@ def read_inputs(config: JobConfig) -> Inputs:
 
 
 def _check_files(folder: Path, inputs: Inputs) -> None:
-    needed = set(inputs.subset.shards) | {s["file"] for split in ("validation", "test")
-                                          for s in inputs.manifest["splits"][split]["shards"]}
+    """Every shard this job reads is present with the size the manifest records."""
     sizes = {s["file"]: s["bytes"] for split in inputs.manifest["splits"].values() for s in split["shards"]}
-    wrong = [f"{file} missing" if not (folder / file).is_file() else f"{file} has {(folder / file).stat().st_size} bytes, "
-             f"expected {sizes[file]}" for file in sorted(needed)
-             if not (folder / file).is_file() or (folder / file).stat().st_size != sizes[file]]
+    needed = [*inputs.subset.shards, *(s["file"] for split in ("validation", "test")
+                                       for s in inputs.manifest["splits"][split]["shards"])]
+    wrong = [problem for file in needed if (problem := _file_problem(folder / file, sizes[file]))]
     if wrong:
         raise FileNotFoundError(f"{len(wrong)} input file(s) in {folder} are not as the manifest says: " + "; ".join(wrong[:10]))
+
+
+def _file_problem(path: Path, expected_bytes: int) -> str | None:
+    if not path.is_file():
+        return f"{path.name} missing"
+    actual = path.stat().st_size
+    return None if actual == expected_bytes else f"{path.name} has {actual} bytes, expected {expected_bytes}"
 
 
 def import_tensorflow(threads: int) -> Any:
@@ -132,31 +140,43 @@ def import_tensorflow(threads: int) -> Any:
     return tf
 
 
-def _paths(folder: Path, files: tuple[str, ...]) -> list[Path]:
-    return [folder / file for file in files]
+def load_data(config: JobConfig, inputs: Inputs, size: int) -> Data:
+    from sweep.job import dataset
+
+    train_files = [config.data / file for file in inputs.subset.shards]
+    labels = len(inputs.labels)
+    return Data(
+        train=dataset.training_dataset(
+            files=train_files, patients=inputs.subset.patients, images=inputs.subset.images,
+            stored_size=inputs.stored_size, size=size, labels=labels, batch_size=config.batch_size, seed=config.seed,
+        ),
+        validation=dataset.read_split(_split_files(config.data, inputs, "validation"), inputs.stored_size, size, labels),
+        test=dataset.read_split(_split_files(config.data, inputs, "test"), inputs.stored_size, size, labels),
+        train_positives=dataset.label_counts(train_files, inputs.subset.patients, labels),
+    )
 
 
 def _split_files(folder: Path, inputs: Inputs, split: str) -> list[Path]:
     return [folder / shard["file"] for shard in inputs.manifest["splits"][split]["shards"]]
 
 
-def _train(config: JobConfig, inputs: Inputs, train: Any, validation: Any, size: int,
-           positives: list[int]) -> tuple[Any, dict[str, list[float]], list[float]]:
+def train(config: JobConfig, inputs: Inputs, data: Data, size: int) -> Trained:
     import keras
 
     from sweep.job import model as cnn
 
     keras.utils.set_random_seed(config.seed)
-    pos_weights, neg_weights = imbalance.balanced_weights(positives, inputs.subset.images)
+    pos_weights, neg_weights = imbalance.balanced_weights(data.train_positives, inputs.subset.images)
     network = cnn.build_model(size, len(inputs.labels), config.seed)
     cnn.compile_model(network, pos_weights, neg_weights, config.learning_rate)
     timer = cnn.EpochTimer()
-    history = network.fit(train, epochs=config.epochs, validation_data=(validation.images, validation.labels),
-                          callbacks=[timer], shuffle=False, verbose=2)  # the dataset shuffles itself
-    return network, {key: [float(v) for v in values] for key, values in history.history.items()}, timer.seconds
+    history = network.fit(data.train, epochs=config.epochs, callbacks=[timer], verbose=2,
+                          validation_data=(data.validation.images, data.validation.labels),
+                          shuffle=False)  # the dataset shuffles itself, with its seed
+    return Trained(network, {key: [float(v) for v in values] for key, values in history.history.items()}, timer.seconds)
 
 
-def _evaluate(labels: tuple[str, ...], validation_truth: np.ndarray, validation_scores: np.ndarray,
+def evaluate(labels: tuple[str, ...], validation_truth: np.ndarray, validation_scores: np.ndarray,
               test_truth: np.ndarray, test_scores: np.ndarray) -> dict[str, Any]:
     thresholds = metrics.threshold_report(labels, validation_truth, validation_scores, test_truth, test_scores)
     return {
@@ -166,8 +186,21 @@ def _evaluate(labels: tuple[str, ...], validation_truth: np.ndarray, validation_
     }
 
 
-def _describe(config: JobConfig, inputs: Inputs, size: int, validation_truth: np.ndarray, test_truth: np.ndarray,
-              positives: list[int]) -> dict[str, Any]:
+def _prediction_arrays(inputs: Inputs, data: Data, validation_scores: np.ndarray,
+                       test_scores: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "labels": data.test.labels,
+        "scores": test_scores.astype(np.float32),
+        "label_names": np.array(inputs.labels),
+        "image_index": data.test.image_index,
+        "patient_id": data.test.patient_ids,
+        "validation_labels": data.validation.labels,
+        "validation_scores": validation_scores.astype(np.float32),
+        "validation_image_index": data.validation.image_index,
+    }
+
+
+def _describe(config: JobConfig, inputs: Inputs, size: int, data: Data) -> dict[str, Any]:
     return {
         "fraction": float(config.fraction),
         "replica": config.replica,
@@ -181,9 +214,9 @@ def _describe(config: JobConfig, inputs: Inputs, size: int, validation_truth: np
         "train_images": inputs.subset.images,
         "train_patients": len(inputs.subset.patients),
         "train_shards": len(inputs.subset.shards),
-        "validation_images": len(validation_truth),
-        "test_images": len(test_truth),
+        "validation_images": len(data.validation.labels),
+        "test_images": len(data.test.labels),
         "labels": list(inputs.labels),
-        "train_positives": dict(zip(inputs.labels, positives, strict=True)),
-        "test_positives": dict(zip(inputs.labels, test_truth.sum(axis=0).astype(int).tolist(), strict=True)),
+        "train_positives": dict(zip(inputs.labels, data.train_positives, strict=True)),
+        "test_positives": dict(zip(inputs.labels, data.test.labels.sum(axis=0).astype(int).tolist(), strict=True)),
     }
