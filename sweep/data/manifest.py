@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,9 +128,14 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+# [patient id, images] pairs on one line each: the full dataset lists ~20,000 of them.
+_NUMBER_PAIR = re.compile(r"\[\s+(\d+),\s+(\d+)\s+\]")
+
+
 def write_data_manifest(manifest: DataManifest) -> Path:
     path = manifest.folder / names.DATA_MANIFEST
-    path.write_text(json.dumps(manifest.to_dict(), indent=1) + "\n", encoding="utf-8")
+    text = _NUMBER_PAIR.sub(r"[\1, \2]", json.dumps(manifest.to_dict(), indent=1))
+    path.write_text(text + "\n", encoding="utf-8")
     return path
 
 
