@@ -147,7 +147,7 @@ def data_shard(
 
     with _progress("sharding images") as report:
         manifest = shard_dataset(src, out_dir, size=size, progress=report)
-    out.print(f"wrote {manifest}")
+    out.print(f"wrote {manifest.summary()}")
 
 
 class _ProgressReporter:

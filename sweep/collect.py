@@ -20,7 +20,7 @@ from sweep.backends import get_backend
 from sweep.fs import atomic_write_bytes
 from sweep.state import ItemStatus, SweepDir, SweepManifest, open_sweep
 
-METRICS_SCHEMA = "sweep.metrics/1"
+METRICS_SCHEMA = names.METRICS_SCHEMA
 # the job's own timings (metrics.json "timings") behind each stage column
 JOB_TIMINGS = {"t_import": "import", "t_load": "data_load", "t_train": "train", "t_evaluate": "evaluate", "t_export": "export"}
 WRAPPER_UNPACK_KEYS = ("verify", "unpack_interpreter", "unpack_code", "unpack_site")

@@ -3,8 +3,15 @@
 The job side (``sweep/job``) may import this module: it is pure constants.
 """
 
+# --- a source dataset in the NIH ChestX-ray14 layout (read by `sweep data shard`, written by `sweep data synth`)
+CXR_CSV = "Data_Entry_2017.csv"
+CXR_IMAGES_DIR = "images"
+CXR_TRAIN_VAL_LIST = "train_val_list.txt"
+CXR_TEST_LIST = "test_list.txt"
+
 # --- the dataset shard folder (written by `sweep data shard`, read by the job and the planner)
 DATA_MANIFEST = "manifest.json"
+SHARD_SUFFIX = ".tfrecord"
 
 # --- what one training job writes into its output folder
 METRICS = "metrics.json"
@@ -16,7 +23,7 @@ PREDICTIONS = "predictions.npz"
 WRAPPER_TIMINGS = "wrapper.json"  # stage timings the shell wrapper records before python starts
 JOB_OUTPUT_DIR = "out"  # inside the job's sandbox; remapped to the item folder on return
 
-# --- the job code shipped to every execute node (sweep/__init__.py + sweep/job/)
+# --- the job code shipped to every execute node (sweep/__init__.py + sweep/names.py + sweep/job/)
 CODE_TARBALL = "sweep-code.tar.gz"
 
 # --- the sweep directory (sweeps/NAME/)
@@ -39,3 +46,9 @@ LOCAL_EVENTS = "events.jsonl"  # the local backend's event log (HTCondor's is EV
 LOCAL_RUNS_DIR = "local"  # run-N.json (what a runner runs) and runner-N.log (what it said)
 LOCAL_SANDBOXES_DIR = ".sandboxes"  # per-attempt job folders, removed when the attempt ends
 UNPACKED_ENV_CACHE = "unpacked"  # beside the environment tarballs: unpacked once, shared by local jobs
+
+# --- schema tags written into JSON files, so readers can refuse what they do not understand
+DATA_MANIFEST_SCHEMA = "sweep.data/1"
+DATA_IMAGE_ENCODING = "png"  # how shard records hold their pixels; the job refuses anything else
+METRICS_SCHEMA = "sweep.metrics/1"
+ERROR_SCHEMA = "sweep.error/1"
