@@ -95,6 +95,6 @@ def run_demo(settings: DemoSettings, *, requirements_file: Path, env_cache: Path
 def make_report(sweeps_dir: Path, name: str, say: Say) -> Path:
     from sweep.reporting import report_sweep
 
-    html = report_sweep(sweeps_dir, name).html
+    html = Path(report_sweep(sweeps_dir, name).files["report"])
     say(f"report: {html}")
     return html
