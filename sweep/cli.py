@@ -30,7 +30,8 @@ app = typer.Typer(
 data_app = typer.Typer(help="Make and prepare datasets in the ChestX-ray14 layout.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
 
-out = Console()
+# Piped output (grep, files) gets one line per table row instead of rich's 80-column folding.
+out = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True)
 
 EXIT_USER_ERROR = 2

@@ -1,0 +1,96 @@
+"""End to end on the real personal HTCondor pool: the real training job, the AVX2 story, the pool's own tools.
+
+The pool (scripts/personal-pool) has three slots showing the real CPU and one that advertises an
+old one (has_avx2 = false, Microarch = "x86_64-v2"). The jobs reach the environment tarballs in
+the project's envs/cache, which scripts/run-tests shares into the pool.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from data_fixtures import copy_of, shard_folder
+
+from sweep import names
+from sweep.cli import DEFAULT_ENV_CACHE
+
+pytestmark = [pytest.mark.condor, pytest.mark.slow, pytest.mark.timeout(1200)]
+SWEEP = str(Path(sys.executable).parent / "sweep")
+OLD_CPU = "x86_64-v2"
+
+
+def sweep_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    # the pool's daemons run as another user and write the outputs and the event log: umask 0 here
+    done = subprocess.run([SWEEP, *args], capture_output=True, text=True, timeout=timeout, check=False,
+                          env={**os.environ, **(env or {})}, preexec_fn=lambda: os.umask(0))
+    assert done.returncode == 0, f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    return done
+
+
+@pytest.fixture(scope="module")
+def pool_shards(condor_pool, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    mount_points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+    if not any(point.endswith(str(DEFAULT_ENV_CACHE)) for point in mount_points):
+        pytest.fail(f"the pool cannot read {DEFAULT_ENV_CACHE}: start it with "
+                    f"scripts/personal-pool up --share {DEFAULT_ENV_CACHE} (scripts/run-tests does)")
+    return copy_of(shard_folder(tmp_path_factory, images=300, size=32), condor_pool.job_dir("shards") / "shards")
+
+
+def results(sweeps: Path, name: str) -> pd.DataFrame:
+    sweep_cli("collect", name, "--sweeps-dir", str(sweeps))
+    return pd.read_csv(sweeps / name / names.RESULTS_CSV)
+
+
+def test_ten_fractions_three_replicas_on_the_pool(condor_pool, pool_shards: Path) -> None:
+    sweeps = condor_pool.job_dir("sweeps")
+    common = ["--sweeps-dir", str(sweeps)]
+    submitted = sweep_cli("submit", "--backend", "condor", "--fractions", "0.1..1.0", "--replicas", "3",
+                          "--data", str(pool_shards), "--name", "pool-e2e", "--epochs", "1", *common)
+    assert "30 items submitted to the condor backend" in submitted.stdout
+    sweep_cli("status", "pool-e2e", "--watch", *common)
+    table = results(sweeps, "pool-e2e")
+    assert len(table) == 30 and table["item"].is_unique
+    assert set(table["state"]) == {"done"}, table[["item", "state", "reason"]]
+    assert OLD_CPU not in set(table["microarch"])  # the AVX2 requirement kept every job off the old slot
+    assert not table["host"].str.startswith("slot4@").any()
+    assert table["auc_macro"].between(0, 1).all() and (table["t_unpack"] > 0).all()
+    cluster = json.loads((sweeps / "pool-e2e" / names.SWEEP_MANIFEST).read_text())["submissions"][0]["id"]
+    history = condor_pool.condor("condor_history", cluster, "-af", "JobBatchName", "SweepName", "SweepItem",
+                                 "SweepFraction", "SweepReplica", "MachineAttrMicroarch0").stdout.splitlines()
+    assert len(history) == 30
+    assert "pool-e2e pool-e2e f0.3_r2 0.3 2" in {line.rsplit(" ", 1)[0] for line in history}
+    assert all(not line.endswith(OLD_CPU) for line in history)
+
+
+def test_sigill_on_the_old_slot_is_held_explained_and_resubmitted(condor_pool, pool_shards: Path) -> None:
+    sweeps = condor_pool.job_dir("sweeps")
+    common = ["--sweeps-dir", str(sweeps)]
+    sweep_cli("submit", "--backend", "condor", "--fractions", "0.5,1", "--replicas", "3", "--no-require-avx",
+              "--data", str(pool_shards), "--name", "sigill", "--epochs", "1", *common,
+              env={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3"})
+    sweep_cli("status", "sigill", "--watch", *common)
+    items = json.loads(sweep_cli("status", "sigill", "--json", *common).stdout)["items"]
+    held = [item for item in items if item["state"] == "held"]
+    assert held, "with four idle slots one item must have landed on the old-CPU slot"
+    for item in held:
+        assert "this machine's CPU lacks AVX2, TensorFlow cannot run there" in item["reason"]
+        assert "killed by SIGILL" in item["reason"] and item["microarch"] == OLD_CPU
+    assert {item["state"] for item in items} <= {"held", "done"}
+    table_text = sweep_cli("status", "sigill", *common).stdout
+    assert "lacks AVX2" in table_text
+    resubmitted = sweep_cli("resubmit", "sigill", "--failed", *common).stdout
+    assert f"resubmitted {len(held)} items" in resubmitted and "now require" in resubmitted
+    sweep_cli("status", "sigill", "--watch", *common)
+    table = results(sweeps, "sigill")
+    assert len(table) == 6 and table["item"].is_unique and set(table["state"]) == {"done"}
+    assert OLD_CPU not in set(table["microarch"])
+    manifest = json.loads((sweeps / "sigill" / names.SWEEP_MANIFEST).read_text())
+    first, second = manifest["submissions"]
+    assert sorted(second["items"]) == sorted(item["item"] for item in held)
+    assert condor_pool.condor("condor_q", first["id"], "-af", "ProcId").stdout.strip() == ""  # held jobs removed
