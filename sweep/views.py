@@ -17,7 +17,7 @@ STATE_STYLE = {
 
 
 def counts_line(statuses: Mapping[str, ItemStatus]) -> str:
-    counts = {state: 0 for state in ItemState}
+    counts = dict.fromkeys(ItemState, 0)
     for status in statuses.values():
         counts[status.state] += 1
     return "  ".join(f"[{STATE_STYLE[s]}]{counts[s]} {s.value}[/]" for s in ItemState if counts[s])

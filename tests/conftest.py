@@ -1,6 +1,7 @@
 from collections.abc import Iterator
 
 import pytest
+
 from condor_pool import PersonalPool, PoolUnavailable, connect, pool_required, unavailable_message
 
 

@@ -157,8 +157,8 @@ def _item(rng: np.random.Generator, fraction: float, replica: int, kind: str, no
 
 
 def _base(fraction: float, replica: int, machine: tuple, rng: np.random.Generator) -> dict:
-    row: dict = {c: None for c in C.REQUIRED_COLUMNS}
-    row |= {c: np.nan for c in (*C.STAGE_COLUMNS, C.WALL_TIME, C.AUC_MACRO)}
+    row: dict = dict.fromkeys(C.REQUIRED_COLUMNS)
+    row |= dict.fromkeys((*C.STAGE_COLUMNS, C.WALL_TIME, C.AUC_MACRO), np.nan)
     row |= {C.label_column(lb): np.nan for lb in LABELS}
     return row | {
         C.ITEM: item_name(fraction, replica),

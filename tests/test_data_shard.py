@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-from data_fixtures import copy_of, read_tfrecord_payloads, shard_folder, synthetic_source
 from PIL import Image
 
 from sweep import names
@@ -17,6 +16,8 @@ from sweep.data.manifest import load_data_manifest
 from sweep.data.shard import shard_dataset
 from sweep.data.tfrecord import crc32c, encode_example
 from sweep.errors import DataError
+
+from data_fixtures import copy_of, read_tfrecord_payloads, shard_folder, synthetic_source
 
 IMAGES, SIZE = 600, 16
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import synthetic_source
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -18,6 +17,8 @@ from sweep.cli import app
 from sweep.data import layout, phantom
 from sweep.data.synth import synthesize
 from sweep.errors import DataError
+
+from data_fixtures import synthetic_source
 
 
 @pytest.fixture(scope="module")

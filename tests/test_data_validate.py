@@ -6,11 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from data_fixtures import copy_of, synthetic_source
 from typer.testing import CliRunner
 
 from sweep import names
 from sweep.cli import app
+
+from data_fixtures import copy_of, synthetic_source
 
 
 @pytest.fixture(scope="module")

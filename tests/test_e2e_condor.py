@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from data_fixtures import copy_of, shard_folder
 
 from sweep import names
 from sweep.cli import DEFAULT_ENV_CACHE
+
+from data_fixtures import copy_of, shard_folder
 
 pytestmark = [pytest.mark.condor, pytest.mark.slow, pytest.mark.timeout(1200)]
 SWEEP = str(Path(sys.executable).parent / "sweep")

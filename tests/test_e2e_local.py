@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from browser import assert_renders_non_blank, find_chromium, rendered_dom
-from data_fixtures import shard_folder
 
 from sweep import names
 from sweep.backends.local import EventLog
+
+from browser import assert_renders_non_blank, find_chromium, rendered_dom
+from data_fixtures import shard_folder
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 REPO = Path(__file__).resolve().parents[1]

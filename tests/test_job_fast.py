@@ -11,11 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import copy_of, shard_folder
 from sklearn.metrics import roc_auc_score
 
 from sweep import names
 from sweep.job import host, imbalance, metrics
+
+from data_fixtures import copy_of, shard_folder
 
 V1 = host.LEVEL_FLAGS[1]
 V2 = V1 | host.LEVEL_FLAGS[2]

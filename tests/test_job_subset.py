@@ -11,7 +11,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from data_fixtures import shard_folder
 
 from sweep import names
 from sweep.data.manifest import load_data_manifest
@@ -19,6 +18,8 @@ from sweep.data.plan import plan_item_inputs
 from sweep.errors import DataError
 from sweep.job.subset import select_training_subset
 from sweep.spec import SweepSpec, parse_fractions
+
+from data_fixtures import shard_folder
 
 FRACTIONS = [float(f) for f in parse_fractions("0.1..1.0")]
 

@@ -17,13 +17,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_fixtures import shard_folder, synthetic_source
 from PIL import Image
 from sklearn.metrics import roc_auc_score
 
 from sweep import names
 from sweep.job import host
 from sweep.job.subset import select_training_subset
+
+from data_fixtures import shard_folder, synthetic_source
 
 pytestmark = pytest.mark.slow
 

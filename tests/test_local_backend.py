@@ -8,7 +8,7 @@ import time
 import pytest
 
 from sweep import names
-from sweep.backends.local import EventLog, LocalBackend
+from sweep.backends.local import EventLog
 from sweep.collect import collect_sweep
 from sweep.state import ItemState
 from sweep.submission import cancel_sweep, resubmit_failed, status_payload, sweep_statuses, wait_for_sweep

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import pytest
 import zstandard
-from packing_fakes import job_environment, job_source_root, tiny_environment
 
 from sweep import archive, elfscan, names, pack
 from sweep.envfiles import select_site_packages
@@ -28,6 +27,8 @@ from sweep.pack import (
     pack_job_code,
     verify_environment,
 )
+
+from packing_fakes import job_environment, job_source_root, tiny_environment
 
 
 def version(text: str) -> tuple[int, ...]:

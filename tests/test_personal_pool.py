@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
 from condor_pool import PersonalPool
 
 pytestmark = pytest.mark.condor

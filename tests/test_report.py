@@ -10,6 +10,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from analysis import columns as C
+from analysis import files as F
+from analysis import plots
+from analysis.page import SECTION_IDS
+from analysis.report import ReportSummary, analyse_sweep, build_report
+from analysis.stats import t_interval
+from sweep.errors import AnalysisError, SweepError
+
 from report_synth import (
     EPOCHS,
     FAST,
@@ -19,14 +28,6 @@ from report_synth import (
     make_results,
     make_sweep_info,
 )
-
-from analysis import columns as C
-from analysis import files as F
-from analysis import plots
-from analysis.page import SECTION_IDS
-from analysis.report import ReportSummary, analyse_sweep, build_report
-from analysis.stats import t_interval
-from sweep.errors import AnalysisError, SweepError
 
 PNGS = (F.LEARNING_CURVE_PNG, F.PER_LABEL_PNG, F.RUNTIME_PNG, F.MACHINES_PNG)
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"

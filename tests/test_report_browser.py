@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from browser import assert_renders_non_blank, find_chromium, rendered_dom
-from report_synth import make_results, make_sweep_info
 
 from analysis.report import build_report
+
+from browser import assert_renders_non_blank, find_chromium, rendered_dom
+from report_synth import make_results, make_sweep_info
 
 
 @pytest.fixture(scope="module")

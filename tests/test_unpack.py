@@ -9,9 +9,10 @@ import tarfile
 from pathlib import Path
 
 import pytest
-from packing_fakes import link, write_zst
 
 from sweep.job import unpack
+
+from packing_fakes import link, write_zst
 
 
 def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:

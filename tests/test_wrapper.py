@@ -15,6 +15,12 @@ import threading
 from pathlib import Path
 
 import pytest
+
+from sweep import names
+from sweep.errors import RenderError
+from sweep.pack import EnvManifest
+from sweep.wrapper import render_job_wrapper
+
 from packing_fakes import (
     FakeArchive,
     Sandbox,
@@ -25,11 +31,6 @@ from packing_fakes import (
     write_gz,
     write_zst,
 )
-
-from sweep import names
-from sweep.errors import RenderError
-from sweep.pack import EnvManifest
-from sweep.wrapper import render_job_wrapper
 
 REPORT_ENV = """
 import json, os, sys

@@ -23,7 +23,7 @@ REACH_ADVICE = (
 )
 
 
-def _bindings():  # noqa: ANN202 - the module, imported late so the CLI starts fast
+def _bindings():
     import htcondor2
 
     return htcondor2
@@ -49,7 +49,7 @@ class CondorBackend:
         except Exception as error:  # the bindings raise HTCondorException subclasses, ValueError, OSError
             raise BackendError(f"cannot reach the HTCondor {where}: {_one_line(error)}; {REACH_ADVICE}") from None
 
-    def _call(self, what: str, call):  # noqa: ANN001, ANN202
+    def _call(self, what: str, call):
         try:
             return call()
         except BackendError:
@@ -159,7 +159,7 @@ def _host_of(event: Mapping) -> str:
     return sinful.strip("<>").split("?")[0]
 
 
-def apply_event(status: ItemStatus, event, output_dir: Path) -> ItemStatus:  # noqa: ANN001 - htcondor2.JobEvent
+def apply_event(status: ItemStatus, event, output_dir: Path) -> ItemStatus:
     """Fold one HTCondor job event into an item's status."""
     htcondor2 = _bindings()
     kind = event.type
@@ -176,7 +176,7 @@ def apply_event(status: ItemStatus, event, output_dir: Path) -> ItemStatus:  # n
         return _apply_transfer(status, event, t)
     if kind == types.JOB_TERMINATED:
         normal = bool(event.get("TerminatedNormally", True))
-        code = int(event["ReturnValue"]) if normal and "ReturnValue" in event.keys() else None
+        code = int(event["ReturnValue"]) if normal and "ReturnValue" in event else None
         sig = None if normal else int(event.get("TerminatedBySignal", 0)) or None
         done = normal and code == 0
         return status.with_changes(
@@ -200,7 +200,7 @@ def apply_event(status: ItemStatus, event, output_dir: Path) -> ItemStatus:  # n
     return status
 
 
-def _apply_transfer(status: ItemStatus, event, t: float) -> ItemStatus:  # noqa: ANN001
+def _apply_transfer(status: ItemStatus, event, t: float) -> ItemStatus:
     htcondor2 = _bindings()
     kind = _int(event.get("Type"))
     if kind == int(htcondor2.FileTransferEventType.IN_STARTED):

@@ -18,12 +18,12 @@ from collections.abc import Collection, Iterable
 from pathlib import Path
 
 from sweep import names
+from sweep.backends.base import latest_submission_of_items
 from sweep.errors import BackendError
 from sweep.fs import atomic_write_json, file_lock
 from sweep.reasons import CPU_LACKS_AVX2
 from sweep.render import RenderedSubmission, item_arguments
 from sweep.state import ItemState, ItemStatus, Submission, SweepDir, SweepManifest
-from sweep.backends.base import latest_submission_of_items
 
 RUNNER_START_TIMEOUT = 30.0  # seconds for a new runner to say it is alive
 SLOTS_VARIABLE = "SWEEP_LOCAL_SLOTS"  # overrides the number of jobs run at once
@@ -38,11 +38,10 @@ class EventLog:
     def write(self, **event: object) -> None:
         event.setdefault("t", time.time())
         line = json.dumps(event, sort_keys=True) + "\n"
-        with file_lock(self.path.with_suffix(".lock")):
-            with open(self.path, "a") as handle:
-                handle.write(line)
-                handle.flush()
-                os.fsync(handle.fileno())
+        with file_lock(self.path.with_suffix(".lock")), open(self.path, "a") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def read(self) -> list[dict]:
         try:
@@ -116,8 +115,8 @@ class LocalBackend:
         return Submission(id=run_id, items=items, submitted_at=now, token=token)
 
     def _start_runner(self, sweep: SweepDir, run_id: str, events: EventLog) -> None:
-        log = open(sweep.path / names.LOCAL_RUNS_DIR / f"runner-{run_id}.log", "ab")
-        with log:
+        log_path = sweep.path / names.LOCAL_RUNS_DIR / f"runner-{run_id}.log"
+        with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "sweep.backends.local_runner", str(sweep.path), run_id],
                 stdin=subprocess.DEVNULL,
@@ -135,7 +134,7 @@ class LocalBackend:
             time.sleep(0.05)
         process.kill()
         raise BackendError(
-            f"the local runner for sweep {sweep.name!r} did not start; see {log.name}"
+            f"the local runner for sweep {sweep.name!r} did not start; see {log_path}"
         )
 
     def poll(self, sweep: SweepDir, manifest: SweepManifest) -> dict[str, ItemStatus]:

@@ -8,6 +8,7 @@ SIGILL hold policy as the submit description.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -110,7 +111,7 @@ class Runner:
                 if self.is_cancelled(item):
                     self.log(item, "cancelled", reason="cancelled by `sweep cancel` while running")
                     return
-                outcome = dict(exit_code=exit_code, exit_signal=exit_signal)
+                outcome = {"exit_code": exit_code, "exit_signal": exit_signal}
                 if is_sigill(exit_code, exit_signal):  # same policy as on_exit_hold in the submit description
                     how = "killed by SIGILL" if exit_signal else "wrapper found the CPU flags missing"
                     self.log(item, "held", reason=f"{CPU_LACKS_AVX2} ({how} on {self.host})", **outcome)
@@ -198,10 +199,8 @@ def _terminate(process: subprocess.Popen) -> None:
         try:
             process.wait(STOP_GRACE_SECONDS)
         except subprocess.TimeoutExpired:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
 
     threading.Thread(target=kill_later, daemon=True).start()
 

@@ -80,7 +80,7 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error}); expected the CSV with header: {layout.CSV_HEADER_LINE}")
+        raise DataError(f"{path} is not UTF-8 text ({error}); expected the CSV with header: {layout.CSV_HEADER_LINE}") from None
     table = list(csv.reader(text.splitlines()))
     if not table:
         raise DataError(f"{path} is empty; expected the header line: {layout.CSV_HEADER_LINE}")

@@ -85,7 +85,7 @@ def _train_shards(manifest: dict[str, Any]) -> list[_Shard]:
         entries = manifest["splits"]["train"]["shards"]
         shards = [_Shard(str(e["file"]), tuple((int(p), int(n)) for p, n in e["patients"])) for e in entries]
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"the manifest has no usable train shard list ({error!r}); rewrite it with `sweep data shard`")
+        raise ValueError(f"the manifest has no usable train shard list ({error!r}); rewrite it with `sweep data shard`") from None
     if not any(shard.patients for shard in shards):
         raise ValueError("the manifest lists no training patients")
     return shards
