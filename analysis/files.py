@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 
 from sweep.errors import AnalysisError
+from sweep.fs import atomic_write_bytes
 
 # The files of a report folder (sweep/names.py names the folder itself).
 REPORT_HTML = "report.html"
@@ -34,16 +34,5 @@ def prepare_out_dir(out_dir: Path) -> Path:
 
 def write_atomic(path: Path, data: bytes | str) -> Path:
     """Write to a temporary file beside `path`, fsync, then rename over it: readers see old or new, never half."""
-    payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; a report is meant to be read by others
-        os.replace(tmp, path)
-    except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
-        raise AnalysisError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data)
     return path

@@ -9,13 +9,15 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from sweep.errors import SweepError
+
+HASH_CHUNK = 1 << 20
 
 
 def _write_error(path: Path, error: OSError) -> SweepError:
@@ -26,24 +28,49 @@ def _write_error(path: Path, error: OSError) -> SweepError:
     return SweepError(f"cannot write {path}: {error.strerror or error}")
 
 
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        while chunk := handle.read(HASH_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@contextlib.contextmanager
+def atomic_path(dest: Path, mode: int = 0o644) -> Iterator[Path]:
+    """Yield a temporary path beside `dest`; it becomes `dest` only if the block completes.
+
+    The temp file lives in the same folder (so the rename is atomic), is flushed to disk before
+    the rename, and is removed on any exception, KeyboardInterrupt included. Streaming writers
+    (tarballs) write to the path themselves; small files use atomic_write_bytes.
+    """
+    dest = Path(dest)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}-{os.urandom(4).hex()}")
+    try:
+        yield tmp
+        _fsync_path(tmp)
+        os.chmod(tmp, mode & ~current_umask())
+        os.replace(tmp, dest)
+        _fsync_path(dest.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _fsync_path(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     path = Path(path)
-    tmp_name: str | None = None
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode & ~current_umask())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        with atomic_path(path, mode) as tmp:
+            tmp.write_bytes(data)
     except OSError as error:
         raise _write_error(path, error) from None
-    finally:
-        if tmp_name is not None:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp_name)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from sweep import names
-from sweep.archive import Member, Written, sha256_file, write_tar_gz, write_tar_zstd, write_text_atomic
+from sweep.archive import Member, Written, write_tar_gz, write_tar_zstd
 from sweep.elfscan import SystemNeeds, scan_tree
 from sweep.envfiles import (
     INTERPRETER_DIR,
@@ -44,6 +44,7 @@ from sweep.envfiles import (
     select_site_packages,
 )
 from sweep.errors import PackError
+from sweep.fs import atomic_write_text, sha256_file
 
 # Bump when the layout inside the tarballs or the exclusion rules (sweep/envfiles.py) change.
 PACK_FORMAT = 1
@@ -408,7 +409,7 @@ def _write_manifest(
         "pack_seconds": round(seconds, 2),
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    write_text_atomic(manifest_path(tarball), json.dumps(manifest, indent=2) + "\n")
+    atomic_write_text(manifest_path(tarball), json.dumps(manifest, indent=2) + "\n")
 
 
 # ----------------------------------------------------------------------------- the job code

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from sweep import archive, elfscan, names, pack
+from sweep import archive, elfscan, fs, names, pack
 from sweep.envfiles import select_site_packages
 from sweep.errors import PackError
 from sweep.pack import (
@@ -100,7 +100,7 @@ def test_interrupt_during_build_leaves_nothing(tmp_path: Path, monkeypatch: pyte
 
 def test_atomic_path_removes_the_temp_file_on_interrupt(tmp_path: Path) -> None:
     dest = tmp_path / "big.tar.zst"
-    with pytest.raises(KeyboardInterrupt), archive.atomic_path(dest) as tmp:
+    with pytest.raises(KeyboardInterrupt), fs.atomic_path(dest) as tmp:
         tmp.write_bytes(b"half")
         raise KeyboardInterrupt
     assert list(tmp_path.iterdir()) == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import time
+from collections.abc import Collection, Iterable
 from typing import Protocol
 
 from sweep.render import RenderedSubmission
@@ -27,6 +28,18 @@ class Backend(Protocol):
     def find_submission(self, sweep: SweepDir, manifest: SweepManifest, token: str) -> Submission | None:
         """A submission made with `token` whose record was lost (the CLI died mid-submit), or None."""
         ...
+
+
+def wait_until_terminal(backend: Backend, sweep: SweepDir, manifest: SweepManifest, items: Iterable[str],
+                        timeout: float = 60.0, interval: float = 0.3) -> None:
+    """Stopping a job is asynchronous on every backend: wait until the stopped items show a final state."""
+    deadline = time.monotonic() + timeout
+    pending = set(items)
+    while pending and time.monotonic() < deadline:
+        statuses = backend.poll(sweep, manifest)
+        pending = {item for item in pending if not statuses[item].state.is_terminal}
+        if pending:
+            time.sleep(interval)
 
 
 def latest_submission_of_items(manifest: SweepManifest) -> dict[str, Submission]:

@@ -11,7 +11,7 @@ import time
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
-from sweep.backends.base import latest_submission_of_items
+from sweep.backends.base import latest_submission_of_items, wait_until_terminal
 from sweep.errors import BackendError
 from sweep.reasons import explain_exit, explain_hold
 from sweep.render import RenderedSubmission
@@ -109,7 +109,7 @@ class CondorBackend:
         job_ids = [f"{jobs[s.item][0]}.{jobs[s.item][1]}" for s in wanted if s.item in jobs]
         schedd = self.schedd()
         self._call("remove the jobs", lambda: schedd.act(htcondor2.JobAction.Remove, job_ids, reason="sweep cancel"))
-        _wait_for_events(sweep, self, manifest, [s.item for s in wanted])
+        wait_until_terminal(self, sweep, manifest, [s.item for s in wanted], timeout=60.0, interval=0.5)
         return [s.item for s in wanted]
 
     def find_submission(self, sweep: SweepDir, manifest: SweepManifest, token: str) -> Submission | None:
@@ -215,15 +215,3 @@ def _int(value: object) -> int | None:
         return int(value)  # type: ignore[arg-type]
     except (TypeError, ValueError):
         return None
-
-
-def _wait_for_events(sweep: SweepDir, backend: CondorBackend, manifest: SweepManifest, items: list[str],
-                     timeout: float = 60.0) -> None:
-    """condor_rm answers before the schedd logs the removal; wait so the caller sees the new states."""
-    deadline = time.monotonic() + timeout
-    pending = set(items)
-    while pending and time.monotonic() < deadline:
-        statuses = backend.poll(sweep, manifest)
-        pending = {item for item in pending if not statuses[item].state.is_terminal}
-        if pending:
-            time.sleep(0.5)

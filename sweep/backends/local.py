@@ -14,11 +14,11 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Collection, Iterable
+from collections.abc import Collection
 from pathlib import Path
 
 from sweep import names
-from sweep.backends.base import latest_submission_of_items
+from sweep.backends.base import latest_submission_of_items, wait_until_terminal
 from sweep.errors import BackendError
 from sweep.fs import atomic_write_json, file_lock
 from sweep.reasons import CPU_LACKS_AVX2
@@ -172,7 +172,7 @@ class LocalBackend:
                 events.write(run=status.submission, item=status.item, event="cancelled", reason="cancelled by `sweep cancel`")
         for run in signalled:
             os.kill(runners[run]["pid"], signal.SIGUSR1)  # the runner reads its cancel file and stops those items
-        _wait_until_settled(self, sweep, manifest, [s.item for s in wanted])
+        wait_until_terminal(self, sweep, manifest, [s.item for s in wanted])
         return [s.item for s in wanted]
 
     def find_submission(self, sweep: SweepDir, manifest: SweepManifest, token: str) -> Submission | None:
@@ -186,17 +186,6 @@ class LocalBackend:
                     return Submission(id=run["id"], items=tuple(i["item"] for i in run["items"]),
                                       submitted_at=min(e["t"] for e in submitted), token=token)
         return None
-
-
-def _wait_until_settled(backend: LocalBackend, sweep: SweepDir, manifest: SweepManifest, items: Iterable[str],
-                        timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    pending = set(items)
-    while pending and time.monotonic() < deadline:
-        statuses = backend.poll(sweep, manifest)
-        pending = {item for item in pending if not statuses[item].state.is_settled}
-        if pending:
-            time.sleep(0.2)
 
 
 def apply_event(status: ItemStatus, event: dict) -> ItemStatus:

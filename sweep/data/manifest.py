@@ -17,6 +17,7 @@ from typing import Any
 from sweep import names
 from sweep.data.problems import Problems
 from sweep.errors import DataError
+from sweep.fs import sha256_file
 
 SPLITS = ("train", "validation", "test")
 # PNG, not raw pixels: 20-40 % fewer bytes to send to every job, and decoding it (5,000-16,000
@@ -28,7 +29,6 @@ RECORD_FEATURES = {
     "patient_id": "int64",
     "image_index": "bytes: the source image name, e.g. 00000001_000.png",
 }
-HASH_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -118,14 +118,6 @@ def content_hash(shards: Iterable[ShardInfo]) -> str:
     """One hash for the shard set: each shard's name and sha256, in name order."""
     listing = "".join(f"{shard.file} {shard.sha256}\n" for shard in sorted(shards, key=lambda s: s.file))
     return "sha256:" + hashlib.sha256(listing.encode()).hexdigest()
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # [patient id, images] pairs on one line each: the full dataset lists ~20,000 of them.
@@ -241,6 +233,6 @@ def verify_shards(manifest: DataManifest) -> None:
             problems.add(f"{shard.file} is missing", expected)
         elif path.stat().st_size != shard.bytes:
             problems.add(f"{shard.file} has {path.stat().st_size} bytes, the manifest says {shard.bytes}", expected)
-        elif file_sha256(path) != shard.sha256:
+        elif sha256_file(path) != shard.sha256:
             problems.add(f"{shard.file} has changed (its sha256 differs from the manifest)", expected)
     problems.raise_if_any(f"{manifest.folder}: shard files do not match {names.DATA_MANIFEST} ({manifest.content_hash})")
