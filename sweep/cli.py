@@ -208,6 +208,11 @@ def submit(
     ] = DEFAULT_REQUIREMENTS_FILE,
     cache: Annotated[Path, typer.Option("--cache", help="Where environment tarballs are kept.")] = DEFAULT_ENV_CACHE,
     replace: Annotated[bool, typer.Option("--replace", help="Discard an existing sweep of the same name.")] = False,
+    node_env_cache: Annotated[
+        str | None,
+        typer.Option("--node-env-cache", help="condor: a writable folder on every execute node where jobs unpack "
+                     "the environment once and share it (e.g. /tmp/sweep-envs); default: every job unpacks its own."),
+    ] = None,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the submit description; create nothing.")] = False,
 ) -> None:
@@ -243,7 +248,8 @@ def submit(
     request = submission.SubmitRequest(
         spec=sweep_spec, data_dir=data.resolve(), sweeps_dir=sweeps_dir, requirements_file=requirements_file,
         env_cache=cache.resolve(), backend=_backend_settings(backend, schedd, pool), max_retries=retries,
-        replace_existing=replace, environment=submission.test_environment(os.environ),
+        replace_existing=replace,
+        environment={**submission.test_environment(os.environ), **submission.node_env_cache(node_env_cache, backend)},
     )
     if dry_run:
         sys.stdout.write(submission.dry_run(request))

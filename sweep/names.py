@@ -52,3 +52,6 @@ DATA_MANIFEST_SCHEMA = "sweep.data/1"
 DATA_IMAGE_ENCODING = "png"  # how shard records hold their pixels; the job refuses anything else
 METRICS_SCHEMA = "sweep.metrics/1"
 ERROR_SCHEMA = "sweep.error/1"
+
+# --- environment variables the job wrapper reads
+ENV_CACHE_VARIABLE = "SWEEP_ENV_CACHE"  # a writable folder: unpack the environment once per machine, share it

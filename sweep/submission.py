@@ -16,10 +16,10 @@ from pathlib import Path
 from sweep import __version__, names
 from sweep.backends import get_backend
 from sweep.backends.base import Backend
-from sweep.errors import StateError
+from sweep.errors import SpecError, StateError
 from sweep.fs import atomic_write_json, atomic_write_text
 from sweep.pack import EnvManifest, Tarball
-from sweep.render import RenderedSubmission, render_submission
+from sweep.render import RenderedSubmission, render_submission, submit_word
 from sweep.spec import DEFAULT_REQUIREMENTS, SweepSpec
 from sweep.state import (
     ItemState,
@@ -64,6 +64,19 @@ class FilePlan:
 def test_environment(environ: Mapping[str, str]) -> dict[str, str]:
     """The test-only job switches set in the submitting environment (documented in README)."""
     return {key: environ[key] for key in TEST_ENVIRONMENT if environ.get(key)}
+
+
+def node_env_cache(folder: str | None, backend: str) -> dict[str, str]:
+    """The job environment that makes the wrapper unpack once per execute node into `folder`."""
+    if folder is None:
+        return {}
+    if backend != "condor":
+        raise SpecError("--node-env-cache is for --backend condor (local jobs always share one unpacked copy); "
+                        "accepted: drop it or use --backend condor")
+    if not folder.startswith("/"):
+        raise SpecError(f"--node-env-cache {folder!r} is not an absolute path; accepted: e.g. /tmp/sweep-envs")
+    submit_word(folder)  # it goes into the submit description's environment
+    return {names.ENV_CACHE_VARIABLE: folder}
 
 
 def plan_items(spec: SweepSpec, data_dir: Path) -> tuple[object, dict[str, object]]:

@@ -100,3 +100,25 @@ def test_pack_twice_is_a_cache_hit_in_under_a_second_and_the_manifest_hash_match
     for tarball in (env.interpreter, env.site_packages):
         manifest = json.loads(manifest_path(tarball.path).read_text())
         assert manifest["sha256"] == sha256_file(tarball.path) == tarball.sha256
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--node-env-cache", "/tmp/envs"], "for --backend condor"),
+        (["--backend", "condor", "--node-env-cache", "relative/envs"], "'relative/envs' is not an absolute path"),
+        (["--backend", "condor", "--node-env-cache", "/tmp/my envs"], "cannot go into a submit description"),
+    ],
+)
+def test_node_env_cache_is_checked(args: list[str], named: str, shards: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["submit", "--fractions", "1", "--replicas", "1", "--data", str(shards), "--dry-run",
+                                 "--cache", str(tmp_path / "cache"), *args])
+    assert result.exit_code == 2 and named in result.output, result.output
+
+
+def test_node_env_cache_reaches_the_job_environment(shards: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["submit", "--fractions", "1", "--replicas", "1", "--data", str(shards), "--dry-run",
+                                 "--backend", "condor", "--node-env-cache", "/tmp/sweep-envs",
+                                 "--cache", str(tmp_path / "cache")])
+    assert result.exit_code == 0, result.output
+    assert "SWEEP_ENV_CACHE=/tmp/sweep-envs" in htcondor2.Submit(result.output)["environment"]

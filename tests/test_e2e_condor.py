@@ -24,6 +24,7 @@ from data_fixtures import copy_of, shard_folder
 pytestmark = [pytest.mark.condor, pytest.mark.slow, pytest.mark.timeout(1200)]
 SWEEP = str(Path(sys.executable).parent / "sweep")
 OLD_CPU = "x86_64-v2"
+NODE_ENV_CACHE = "/tmp/sweep-envs"  # the personal pool's /tmp is a node-local tmpfs, wiped by `down`
 
 
 def sweep_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -51,8 +52,10 @@ def results(sweeps: Path, name: str) -> pd.DataFrame:
 def test_ten_fractions_three_replicas_on_the_pool(condor_pool, pool_shards: Path) -> None:
     sweeps = condor_pool.job_dir("sweeps")
     common = ["--sweeps-dir", str(sweeps)]
+    # each execute node unpacks the environment once (the SIGILL test's jobs below each unpack their own)
     submitted = sweep_cli("submit", "--backend", "condor", "--fractions", "0.1..1.0", "--replicas", "3",
-                          "--data", str(pool_shards), "--name", "pool-e2e", "--epochs", "1", *common)
+                          "--node-env-cache", NODE_ENV_CACHE, "--data", str(pool_shards), "--name", "pool-e2e",
+                          "--epochs", "1", *common)
     assert "30 items submitted to the condor backend" in submitted.stdout
     sweep_cli("status", "pool-e2e", "--watch", *common)
     table = results(sweeps, "pool-e2e")
@@ -60,7 +63,11 @@ def test_ten_fractions_three_replicas_on_the_pool(condor_pool, pool_shards: Path
     assert set(table["state"]) == {"done"}, table[["item", "state", "reason"]]
     assert OLD_CPU not in set(table["microarch"])  # the AVX2 requirement kept every job off the old slot
     assert not table["host"].str.startswith("slot4@").any()
-    assert table["auc_macro"].between(0, 1).all() and (table["t_unpack"] > 0).all()
+    assert table["auc_macro"].between(0, 1).all() and table["t_unpack"].notna().all()
+    unpacked = [json.loads((sweeps / "pool-e2e" / "items" / item / "out" / names.WRAPPER_TIMINGS).read_text())
+                for item in table["item"]]
+    assert {w["env_cache"] for w in unpacked} != {"off"}  # the node cache was used ...
+    assert sum(w["unpack_site"] > 0.5 for w in unpacked) <= 3  # ... so at most one unpack per execute slot
     cluster = json.loads((sweeps / "pool-e2e" / names.SWEEP_MANIFEST).read_text())["submissions"][0]["id"]
     history = condor_pool.condor("condor_history", cluster, "-af", "JobBatchName", "SweepName", "SweepItem",
                                  "SweepFraction", "SweepReplica", "MachineAttrMicroarch0").stdout.splitlines()

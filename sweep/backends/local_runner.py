@@ -179,7 +179,7 @@ class Runner:
             "_CONDOR_SCRATCH_DIR": str(sandbox),
             "OMP_NUM_THREADS": cpus,
             "SWEEP_MACHINE_MICROARCH": self.microarch,
-            "SWEEP_ENV_CACHE": self.run["env_cache"],
+            names.ENV_CACHE_VARIABLE: self.run["env_cache"],
         }
         env.update(self.run.get("environment", {}))
         return env
