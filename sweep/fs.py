@@ -12,8 +12,9 @@ import fcntl
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 from sweep.errors import SweepError
 
@@ -27,21 +28,31 @@ def _write_error(path: Path, error: OSError) -> SweepError:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path = Path(path)
-    tmp_name: str | None = None
+    atomic_write_files({Path(path): data}, mode)
+
+
+def atomic_write_files(files: Mapping[Path, bytes], mode: int = 0o644) -> None:
+    """Replace several files as one update: every temporary file is complete before the first rename.
+
+    A full disk (the usual failure) then strikes before any target changed: readers see the old
+    set of files or the new one, never a new file beside a stale one.
+    """
+    temps: dict[Path, str] = {}
+    current = next(iter(files), Path("."))
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp_name, mode & ~current_umask())
-        os.replace(tmp_name, path)
-        tmp_name = None
+        for current, data in files.items():
+            fd, temps[current] = tempfile.mkstemp(prefix=f".{current.name}.", suffix=".tmp", dir=current.parent)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temps[current], mode & ~current_umask())
+        for current in files:
+            os.replace(temps.pop(current), current)
     except OSError as error:
-        raise _write_error(path, error) from None
+        raise _write_error(current, error) from None
     finally:
-        if tmp_name is not None:
+        for tmp_name in temps.values():
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
 
@@ -71,10 +82,17 @@ def current_umask() -> int:
     return current
 
 
+def _open_lock_file(path: Path, what: str) -> IO[str]:
+    try:
+        return open(path, "a")
+    except OSError as error:  # a read-only or vanished folder: a message, not a traceback
+        raise SweepError(f"cannot open the lock file {path} of {what}: {error.strerror or error}") from None
+
+
 @contextlib.contextmanager
 def file_lock(path: Path, *, wait: bool = True, what: str = "this sweep") -> Iterator[None]:
     """An advisory lock (flock) on `path`, released when the block ends or the process dies."""
-    with open(path, "a") as handle:
+    with _open_lock_file(path, what) as handle:
         flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
         try:
             fcntl.flock(handle.fileno(), flags)
