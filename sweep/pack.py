@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -240,22 +241,45 @@ def build_environment(requirements: Path, cache_dir: Path, *, progress: Progress
     """Build (or find in the cache) the packed environment for a locked requirements file."""
     started = time.monotonic()
     report = progress or (lambda message: None)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     found = find_environment(requirements, cache_dir)
     if found is not None:
         return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
     key = environment_key(requirements)
-    with _build_lock(cache_dir, key):
-        found = find_environment(requirements, cache_dir)  # built by another process meanwhile
-        if found is not None:
-            return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
-        _remove_leftovers(cache_dir, key)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with _build_lock(cache_dir, key):
+            found = find_environment(requirements, cache_dir)  # built by another process meanwhile
+            if found is not None:
+                return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
+            _remove_leftovers(cache_dir, key)
+            _build_under_lock(requirements, cache_dir, key, report)
+    except OSError as error:  # a full disk or a folder we may not write: say which, in words
+        raise PackError(_cache_error(cache_dir, error)) from None
+    env = _with_requirements(load_environment(cache_dir, key), requirements)
+    return PackResult(env=env, cache_hit=False, seconds=time.monotonic() - started)
+
+
+def _build_under_lock(requirements: Path, cache_dir: Path, key: str, report: Progress) -> None:
+    """Build both tarballs; on any failure remove what was made of this key (half a pair is no environment)."""
+    try:
         with _scratch_dir(cache_dir, key) as scratch:
             _check_fully_pinned(requirements)
             site_dir = _install_requirements(requirements, scratch / "venv", report)
             _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
-    env = _with_requirements(load_environment(cache_dir, key), requirements)
-    return PackResult(env=env, cache_hit=False, seconds=time.monotonic() - started)
+    except BaseException:
+        for name in (interpreter_tarball_name(key), site_packages_tarball_name(key)):
+            (cache_dir / name).unlink(missing_ok=True)
+            manifest_path(cache_dir / name).unlink(missing_ok=True)
+        raise
+
+
+def _cache_error(cache_dir: Path, error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return (f"no space left on the device of the environment cache {cache_dir} while packing; "
+                "nothing of this environment was kept there; free space, or use --cache on another disk")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to the environment cache {cache_dir}: {error.strerror}; accepted: --cache FOLDER you can write to"
+    return f"packing into the environment cache {cache_dir} failed: {error.strerror or error}"
 
 
 @contextlib.contextmanager
