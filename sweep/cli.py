@@ -209,6 +209,9 @@ def submit(
     replace: Annotated[bool, typer.Option("--replace", help="Discard an existing sweep of the same name.")] = False,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the submit description; create nothing.")] = False,
+    verify_data: Annotated[
+        bool, typer.Option("--verify-data", help="Re-hash every shard against manifest.json (sizes are always checked).")
+    ] = False,
 ) -> None:
     """Pack the environment, render one submission for every fraction x replica, and submit it."""
     import os
@@ -242,7 +245,7 @@ def submit(
     request = submission.SubmitRequest(
         spec=sweep_spec, data_dir=data.resolve(), sweeps_dir=sweeps_dir, requirements_file=requirements_file,
         env_cache=cache.resolve(), backend=_backend_settings(backend, schedd, pool), max_retries=retries,
-        replace_existing=replace, environment=submission.test_environment(os.environ),
+        replace_existing=replace, environment=submission.test_environment(os.environ), verify_data=verify_data,
     )
     if dry_run:
         sys.stdout.write(submission.dry_run(request))

@@ -52,6 +52,7 @@ class SubmitRequest:
     max_retries: int = 1
     replace_existing: bool = False
     environment: Mapping[str, str] = field(default_factory=dict)
+    verify_data: bool = False  # re-hash every shard, not only check its size
 
 
 @dataclass(frozen=True)
@@ -66,11 +67,14 @@ def test_environment(environ: Mapping[str, str]) -> dict[str, str]:
     return {key: environ[key] for key in TEST_ENVIRONMENT if environ.get(key)}
 
 
-def plan_items(spec: SweepSpec, data_dir: Path) -> tuple[object, dict[str, object]]:
-    from sweep.data.manifest import load_data_manifest
+def plan_items(spec: SweepSpec, data_dir: Path, verify_data: bool = False) -> tuple[object, dict[str, object]]:
+    """The data manifest and every item's plan. Shard sizes are always checked (a stat each);
+    `verify_data` also re-hashes every shard, which reads the whole folder."""
+    from sweep.data.manifest import load_data_manifest, verify_shards
     from sweep.data.plan import plan_item_inputs
 
     data = load_data_manifest(data_dir)
+    verify_shards(data, contents=verify_data)
     plans = {item.name: plan_item_inputs(data, float(item.fraction), item.subset_seed) for item in spec.items()}
     return data, plans
 
@@ -147,7 +151,7 @@ def dry_run(request: SubmitRequest) -> str:
 
     from sweep.pack import pack_job_code, planned_environment
 
-    data, plans = plan_items(request.spec, request.data_dir)
+    data, plans = plan_items(request.spec, request.data_dir, request.verify_data)
     env = planned_environment(request.requirements_file, request.env_cache)
     sweep_dir = (request.sweeps_dir / request.spec.name).resolve()
     with tempfile.TemporaryDirectory() as scratch:
@@ -166,7 +170,7 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
     if final.exists() and not request.replace_existing:
         raise StateError(f"a sweep named {spec.name!r} already exists at {final}; accepted: another --name, or --replace to discard it")
     progress("reading the data manifest and planning items")
-    data, plans = plan_items(spec, request.data_dir)
+    data, plans = plan_items(spec, request.data_dir, request.verify_data)
     backend = get_backend(request.backend)
     progress("packing the job environment")
     env = build_environment(request.requirements_file, request.env_cache, progress=progress).env
