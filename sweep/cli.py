@@ -206,7 +206,9 @@ def submit(
         Path, typer.Option("--requirements", help="Locked requirements of the job environment.")
     ] = DEFAULT_REQUIREMENTS_FILE,
     cache: Annotated[Path, typer.Option("--cache", help="Where environment tarballs are kept.")] = DEFAULT_ENV_CACHE,
-    replace: Annotated[bool, typer.Option("--replace", help="Discard an existing sweep of the same name.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Cancel and discard an existing sweep of the same name.")
+    ] = False,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the submit description; create nothing.")] = False,
     verify_data: Annotated[

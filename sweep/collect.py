@@ -18,7 +18,8 @@ from analysis import columns
 from sweep import names
 from sweep.backends import get_backend
 from sweep.fs import atomic_write_files
-from sweep.state import ItemStatus, SweepDir, SweepManifest, open_sweep
+from sweep.state import ItemStatus, SweepDir, SweepManifest
+from sweep.submission import open_settled_sweep
 
 METRICS_SCHEMA = names.METRICS_SCHEMA
 # the job's own timings (metrics.json "timings") behind each stage column
@@ -36,7 +37,7 @@ class CollectResult:
 
 
 def collect_sweep(sweeps_dir: Path, name: str) -> CollectResult:
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     with sweep.locked():  # two collects at once: the second waits, then writes the same files
         manifest = sweep.load()
         statuses = get_backend(manifest.backend).poll(sweep, manifest)

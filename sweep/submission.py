@@ -7,6 +7,7 @@ found again by the sweep's submit token, so its jobs are never orphaned).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable, Mapping
@@ -16,7 +17,7 @@ from pathlib import Path
 from sweep import __version__, names
 from sweep.backends import get_backend
 from sweep.backends.base import Backend
-from sweep.errors import StateError
+from sweep.errors import StateError, SweepError
 from sweep.fs import atomic_write_json, atomic_write_text
 from sweep.pack import EnvManifest, Tarball
 from sweep.render import RenderedSubmission, render_submission
@@ -24,6 +25,7 @@ from sweep.spec import DEFAULT_REQUIREMENTS, SweepSpec
 from sweep.state import (
     ItemState,
     ItemStatus,
+    Submission,
     SweepDir,
     SweepManifest,
     create_sweep_dir,
@@ -167,6 +169,8 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
 
     spec = request.spec
     final = (request.sweeps_dir / spec.name).resolve()
+    if (final / names.SWEEP_MANIFEST).is_file():
+        settle_interrupted_submit(SweepDir(final))  # an earlier submit of this name that was killed
     if final.exists() and not request.replace_existing:
         raise StateError(f"a sweep named {spec.name!r} already exists at {final}; accepted: another --name, or --replace to discard it")
     progress("reading the data manifest and planning items")
@@ -184,17 +188,31 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
         manifest = SweepManifest(
             name=spec.name, spec=spec, backend=dict(request.backend), env=env_summary(env, code),
             data=data_summary(data), items=_manifest_items(rendered, plans), max_retries=request.max_retries,
-            environment=dict(request.environment), sweep_version=__version__,
+            environment=dict(request.environment), sweep_version=__version__, pending_submit=token,
         )  # fmt: skip
         write_sweep_files(tmp, manifest, rendered, wrapper_text(env, code))
         state.update(rendered=rendered, manifest=manifest)
 
+    if (final / names.SWEEP_MANIFEST).is_file():  # --replace: its jobs must not run on into the new sweep's folders
+        _cancel_replaced(request.sweeps_dir, spec.name)
     progress("writing the sweep directory")
-    sweep = create_sweep_dir(request.sweeps_dir, spec.name, build, replace_existing=request.replace_existing)
-    manifest: SweepManifest = state["manifest"]  # type: ignore[assignment]
-    progress(f"submitting {len(manifest.items)} items to the {backend.name} backend")
-    _submit_or_undo(backend, sweep, manifest, state["rendered"], token)  # type: ignore[arg-type]
+    with contextlib.ExitStack() as held:  # the sweep's lock, until its submission is recorded
+        sweep = create_sweep_dir(request.sweeps_dir, spec.name, build, replace_existing=request.replace_existing,
+                                 hold_lock=held)
+        manifest: SweepManifest = state["manifest"]  # type: ignore[assignment]
+        progress(f"submitting {len(manifest.items)} items to the {backend.name} backend")
+        _submit_or_undo(backend, sweep, manifest, state["rendered"], token)  # type: ignore[arg-type]
     return sweep, manifest
+
+
+def _cancel_replaced(sweeps_dir: Path, name: str) -> None:
+    try:
+        cancel_sweep(sweeps_dir, name)
+    except SweepError as error:
+        raise StateError(
+            f"cannot stop the jobs of the sweep {name!r} that --replace would discard ({error}); "
+            f"accepted: `sweep cancel {name}` first, or another --name"
+        ) from None
 
 
 def write_sweep_files(folder: Path, manifest: SweepManifest, rendered: RenderedSubmission, wrapper: str) -> None:
@@ -223,27 +241,59 @@ def _manifest_items(rendered: RenderedSubmission, plans: Mapping[str, object]) -
 
 def _submit_or_undo(backend: Backend, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission,
                     token: str) -> None:
-    """Submit and record; on any failure either adopt what the backend did accept, or remove the sweep."""
+    """Submit and record; on any failure adopt what the backend did accept under `token`, or undo it."""
     try:
         submission = backend.submit(sweep, manifest, rendered, token)
     except BaseException:
-        found = None
         try:
             found = backend.find_submission(sweep, manifest, token)
         except Exception:  # the backend is unreachable: nothing can have been submitted there
             found = None
-        if found is None:
-            remove_sweep_dir(sweep)
-        else:
-            manifest.submissions.append(found)
-            sweep.save(manifest)
+        _adopt_or_undo(sweep, manifest, found)
         raise
-    manifest.submissions.append(submission)
+    _adopt_or_undo(sweep, manifest, submission)
+
+
+def _adopt_or_undo(sweep: SweepDir, manifest: SweepManifest, submission: Submission | None) -> None:
+    """Record a submission; without one, forget the pending token, or remove a sweep that never had jobs."""
+    manifest.pending_submit = None
+    if submission is not None:
+        manifest.submissions.append(submission)
+    elif not manifest.submissions:
+        remove_sweep_dir(sweep)
+        return
     sweep.save(manifest)
 
 
+def settle_interrupted_submit(sweep: SweepDir) -> None:
+    """A submit killed (SIGKILL, power loss) after its sweep appeared leaves `pending_submit` set: adopt
+    the jobs the backend accepted under that token, or remove a sweep that never reached the backend."""
+    if sweep.load().pending_submit is None:
+        return
+    with sweep.locked():  # a live submit holds this lock until it has recorded its result: wait for it
+        if not sweep.manifest_path.is_file():
+            return  # that submit failed and removed the sweep
+        manifest = sweep.load()
+        if manifest.pending_submit is None:
+            return
+        try:
+            found = get_backend(manifest.backend).find_submission(sweep, manifest, manifest.pending_submit)
+        except SweepError as error:
+            raise StateError(
+                f"sweep {sweep.name!r}: its submit was interrupted and the backend cannot say whether it accepted "
+                f"the jobs ({error}); accepted: run the command again when the backend answers"
+            ) from None
+        _adopt_or_undo(sweep, manifest, found)
+
+
+def open_settled_sweep(sweeps_dir: Path, name: str) -> SweepDir:
+    """open_sweep, after settling an interrupted submit (which may turn out to be no sweep at all)."""
+    settle_interrupted_submit(open_sweep(sweeps_dir, name))
+    return open_sweep(sweeps_dir, name)
+
+
 def sweep_statuses(sweeps_dir: Path, name: str) -> tuple[SweepDir, SweepManifest, dict[str, ItemStatus]]:
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     manifest = sweep.load()
     return sweep, manifest, get_backend(manifest.backend).poll(sweep, manifest)
 
@@ -283,7 +333,7 @@ def status_payload(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) 
 def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, no_require_avx: bool = False,
                     progress: Progress = _quiet) -> tuple[list[str], str | None]:
     """Submit the failed and held items again as one new submission; returns (items, requirements note)."""
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     with sweep.locked():
         manifest = sweep.load()
         backend = get_backend(manifest.backend)
@@ -302,8 +352,9 @@ def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, 
                           manifest.max_retries, manifest.environment, token)
         rendered = replace(full, rows=[row for row in full.rows if row["item"] in again])
         progress(f"resubmitting {len(again)} items")
-        submission = backend.submit(sweep, manifest, rendered, token)
-        manifest.submissions.append(submission)
+        manifest.pending_submit = token  # a resubmit killed mid-way is settled like a first submit
+        sweep.save(manifest)
+        _submit_or_undo(backend, sweep, manifest, rendered, token)
         manifest.spec = spec
         sweep.save(manifest)
     return again, note
@@ -326,7 +377,7 @@ def _resubmit_requirements(spec: SweepSpec, statuses: list[ItemStatus], require:
 
 
 def cancel_sweep(sweeps_dir: Path, name: str) -> list[str]:
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     with sweep.locked():
         manifest = sweep.load()
         return get_backend(manifest.backend).cancel(sweep, manifest)
