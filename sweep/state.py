@@ -110,6 +110,7 @@ class SweepManifest:
     # the token of a submission handed to the backend whose result is not recorded yet: set while a
     # submit runs; still set afterwards only if that process died (then see submission.settle_interrupted_submit)
     pending_submit: str | None = None
+    submit_template: dict[str, str] | None = None  # {"origin", "text"} of a --submit-template: resubmit renders it again
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -126,6 +127,7 @@ class SweepManifest:
             "environment": self.environment,
             "submissions": [s.to_dict() for s in self.submissions],
             "pending_submit": self.pending_submit,
+            "submit_template": self.submit_template,
         }
 
     @classmethod
@@ -145,6 +147,7 @@ class SweepManifest:
             created_at=float(data["created_at"]),
             sweep_version=data.get("sweep_version", ""),
             pending_submit=data.get("pending_submit"),
+            submit_template=data.get("submit_template"),
         )
 
     @property

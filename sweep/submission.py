@@ -11,16 +11,16 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sweep import __version__, names
 from sweep.backends import get_backend
 from sweep.backends.base import Backend
-from sweep.errors import StateError, SweepError
+from sweep.errors import RenderError, StateError, SweepError
 from sweep.fs import atomic_write_json, atomic_write_text
 from sweep.pack import EnvManifest, Tarball
-from sweep.render import RenderedSubmission, render_submission
+from sweep.render import RenderedSubmission, SubmitTemplate, render_submission
 from sweep.spec import DEFAULT_REQUIREMENTS, SweepSpec
 from sweep.state import (
     ItemState,
@@ -55,6 +55,7 @@ class SubmitRequest:
     replace_existing: bool = False
     environment: Mapping[str, str] = field(default_factory=dict)
     verify_data: bool = False  # re-hash every shard, not only check its size
+    submit_template: SubmitTemplate | None = None  # rendered instead of the built-in submit description
 
 
 @dataclass(frozen=True)
@@ -130,12 +131,22 @@ def env_from_summary(summary: Mapping[str, object]) -> tuple[EnvManifest, Tarbal
 
 
 def render_for(spec: SweepSpec, env: EnvManifest, code: Tarball, plans: Mapping[str, object], sweep_dir: Path,
-               data_dir: Path, max_retries: int, environment: Mapping[str, str], token: str) -> RenderedSubmission:
+               data_dir: Path, max_retries: int, environment: Mapping[str, str], token: str,
+               template: SubmitTemplate | None = None) -> RenderedSubmission:
     return render_submission(
         spec, env, code, plans,  # type: ignore[arg-type]
         sweep_dir=sweep_dir, data_dir=data_dir, wrapper=sweep_dir / names.JOB_WRAPPER,
-        max_retries=max_retries, environment=environment, submit_token=token,
+        max_retries=max_retries, environment=environment, submit_token=token, template=template,
     )  # fmt: skip
+
+
+def load_submit_template(path: Path) -> SubmitTemplate:
+    """A --submit-template file; its text is kept in the sweep so that resubmit renders the same."""
+    try:
+        return SubmitTemplate(text=Path(path).read_text(encoding="utf-8"), origin=str(path))
+    except (OSError, UnicodeDecodeError) as error:
+        raise RenderError(f"cannot read the submit template {path}: {getattr(error, 'strerror', None) or error}; "
+                          "accepted: a UTF-8 Jinja file like submit_templates/submit.sub.j2") from None
 
 
 def wrapper_text(env: EnvManifest, code: Tarball) -> str:
@@ -160,7 +171,7 @@ def dry_run(request: SubmitRequest) -> str:
         code = pack_job_code(Path(scratch))
     code = replace(code, path=sweep_dir / code.name)
     rendered = render_for(request.spec, env, code, plans, sweep_dir, Path(data.folder).resolve(),  # type: ignore[attr-defined]
-                          request.max_retries, request.environment, "dry-run")
+                          request.max_retries, request.environment, "dry-run", request.submit_template)
     return rendered.full_text()
 
 
@@ -183,12 +194,14 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
 
     def build(tmp: Path) -> None:
         code = replace(pack_job_code(tmp), path=final / names.CODE_TARBALL)
+        template = request.submit_template
         rendered = render_for(spec, env, code, plans, final, Path(data.folder).resolve(),  # type: ignore[attr-defined]
-                              request.max_retries, request.environment, token)
+                              request.max_retries, request.environment, token, template)
         manifest = SweepManifest(
             name=spec.name, spec=spec, backend=dict(request.backend), env=env_summary(env, code),
             data=data_summary(data), items=_manifest_items(rendered, plans), max_retries=request.max_retries,
             environment=dict(request.environment), sweep_version=__version__, pending_submit=token,
+            submit_template=asdict(template) if template else None,
         )  # fmt: skip
         write_sweep_files(tmp, manifest, rendered, wrapper_text(env, code))
         state.update(rendered=rendered, manifest=manifest)
@@ -348,8 +361,9 @@ def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, 
         env, code = env_from_summary(manifest.env)
         plans = {str(row["item"]): FilePlan(tuple(row["files"])) for row in manifest.items}  # type: ignore[arg-type]
         token = secrets.token_hex(8)
+        template = SubmitTemplate(**manifest.submit_template) if manifest.submit_template else None
         full = render_for(spec, env, code, plans, sweep.path, Path(str(manifest.data["folder"])),
-                          manifest.max_retries, manifest.environment, token)
+                          manifest.max_retries, manifest.environment, token, template)
         rendered = replace(full, rows=[row for row in full.rows if row["item"] in again])
         progress(f"resubmitting {len(again)} items")
         manifest.pending_submit = token  # a resubmit killed mid-way is settled like a first submit
