@@ -48,6 +48,7 @@ from sweep.errors import PackError
 
 # Bump when the layout inside the tarballs or the exclusion rules (sweep/envfiles.py) change.
 PACK_FORMAT = 1
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed build step: the disk is why
 
 Progress = Callable[[str], None]
 
@@ -263,14 +264,24 @@ def _build_under_lock(requirements: Path, cache_dir: Path, key: str, report: Pro
     """Build both tarballs; on any failure remove what was made of this key (half a pair is no environment)."""
     try:
         with _scratch_dir(cache_dir, key) as scratch:
-            _check_fully_pinned(requirements)
-            site_dir = _install_requirements(requirements, scratch / "venv", report)
-            _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
+            try:
+                _check_fully_pinned(requirements)
+                site_dir = _install_requirements(requirements, scratch / "venv", report)
+                _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
+            except PackError as error:  # checked before the scratch folder goes and frees the disk again
+                raise _with_full_disk_named(cache_dir, error) from None
     except BaseException:
         for name in (interpreter_tarball_name(key), site_packages_tarball_name(key)):
             (cache_dir / name).unlink(missing_ok=True)
             manifest_path(cache_dir / name).unlink(missing_ok=True)
         raise
+
+
+def _with_full_disk_named(cache_dir: Path, error: PackError) -> PackError:
+    """venv and pip report a full disk in their own words, ensurepip not at all: name it when it is so."""
+    if shutil.disk_usage(cache_dir).free >= FULL_DISK_BYTES:
+        return error
+    return PackError(f"{_cache_error(cache_dir, OSError(errno.ENOSPC, 'no space'))}\n(the step that failed: {error})")
 
 
 def _cache_error(cache_dir: Path, error: OSError) -> str:
