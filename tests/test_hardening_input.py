@@ -325,6 +325,15 @@ def test_pack_on_a_full_disk_says_so_and_keeps_nothing(size: str, where: str, tm
         assert [name for name in entries(disk / "cache") if not name.startswith(".lock-")] == []
 
 
+@needs_root
+def test_data_shard_on_a_full_disk_leaves_no_out(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    source = synthetic_source(tmp_path_factory, images=80, size=16)
+    with tmpfs(tmp_path / "disk", "16k") as disk:  # the shards of 80 tiny images need more
+        refused(cli("data", "shard", source, disk / "out", "--size", "16"),
+                f"writing {disk / 'out'} failed (No space left on device); nothing was left there")
+        assert entries(disk) == []
+
+
 def _results(sweeps: Path) -> tuple[Path, Path]:
     return sweeps / "fake" / names.RESULTS_PARQUET, sweeps / "fake" / names.RESULTS_CSV
 
