@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from packing_fakes import ENV_CACHE, tiny_environment
 from typer.testing import CliRunner
 
 from sweep.cli import app
 from sweep.submission import wait_for_sweep
+
+from packing_fakes import ENV_CACHE, tiny_environment
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs, which needs root (make test runs as root)")
 TINY_CACHE = ENV_CACHE / "test-tiny"  # where packing_fakes.tiny_environment() keeps its tarballs

@@ -16,7 +16,6 @@ Covered elsewhere and not repeated here:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -24,20 +23,20 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from condor_pool import PersonalPool
-from data_fixtures import copy_of, shard_folder
 from hardening_fixtures import TINY_CACHE, cli, entries, refused, settle, submit_args
-from local_fakes import FAKE_WRAPPER, make_fake_sweep
-from packing_fakes import tiny_environment
 
 from sweep import names, submission
 from sweep.backends.local import EventLog, LocalBackend, process_start_ticks
 from sweep.state import ItemState, SweepDir
 from sweep.submission import sweep_statuses
+
+from condor_pool import PersonalPool
+from data_fixtures import copy_of, shard_folder
+from local_fakes import FAKE_WRAPPER, make_fake_sweep
+from packing_fakes import tiny_environment
 
 pytestmark = pytest.mark.timeout(300)
 TESTS = Path(__file__).resolve().parent
@@ -298,20 +297,6 @@ def test_two_collects_at_once_take_turns_and_agree(tmp_path: Path) -> None:
 CONDOR = {"name": "condor"}
 
 
-@pytest.fixture
-def pool_root(condor_pool: PersonalPool, request: pytest.FixtureRequest) -> Iterator[Path]:
-    """A folder under the pool's shared dir; the pool's daemons (another uid here) write outputs into it."""
-    previous = os.umask(0)
-    root = condor_pool.job_dir(request.node.name[:40])
-    yield root
-    os.umask(previous)
-    import htcondor2
-
-    # a test that failed half-way must not leave its jobs in the shared queue, held for a folder that is gone
-    with contextlib.suppress(Exception):
-        condor_pool.schedd().act(htcondor2.JobAction.Remove, f'regexp("^{root}/", Iwd)')
-
-
 def _schedd_start_time(pool: PersonalPool) -> str:
     return pool.condor("condor_status", "-schedd", "-af", "DaemonStartTime").stdout.strip()
 
@@ -337,7 +322,7 @@ def test_a_schedd_restart_mid_sweep_loses_nothing(
     condor_pool: PersonalPool, pool_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sweep, manifest = make_fake_sweep(pool_root, fractions="0.1,0.2,0.3,0.4", backend=CONDOR,
-                                      behaviour={f: "slow" for f in ("0.1", "0.2", "0.3", "0.4")})
+                                      behaviour=dict.fromkeys(("0.1", "0.2", "0.3", "0.4"), "slow"))
     sweeps = sweep.path.parent
     deadline = time.monotonic() + 120
     while not any(s.state is ItemState.RUNNING for s in sweep_statuses(sweeps, "fake")[2].values()):

@@ -20,7 +20,6 @@ from pathlib import Path
 
 import htcondor2
 import pytest
-from data_fixtures import copy_of, shard_folder, synthetic_source
 from hardening_fixtures import (
     TINY_REQUIREMENTS,
     cli,
@@ -33,12 +32,14 @@ from hardening_fixtures import (
     submit_args,
     tmpfs,
 )
-from local_fakes import make_fake_sweep
 from test_render import INTENDED_COMMANDS
 
 from sweep import names
 from sweep.data.manifest import load_data_manifest
 from sweep.render import SUBMIT_TEMPLATE, TEMPLATES_DIR
+
+from data_fixtures import copy_of, shard_folder, synthetic_source
+from local_fakes import make_fake_sweep
 
 pytestmark = pytest.mark.timeout(180)
 BUILTIN_TEMPLATE = (TEMPLATES_DIR / SUBMIT_TEMPLATE).read_text()

@@ -25,11 +25,7 @@ from pathlib import Path
 import htcondor2
 import pytest
 import zstandard
-from condor_pool import PersonalPool
-from data_fixtures import copy_of, shard_folder, synthetic_source
 from hardening_fixtures import TINY_CACHE, cli, settle, submit_args, world_writable
-from local_fakes import FAKE_WRAPPER
-from packing_fakes import link, make_sandbox, tiny_environment, write_gz
 from test_render import CODE, DEMO, ENV, INTENDED_COMMANDS, plans_for
 
 from sweep import names, submission
@@ -38,6 +34,11 @@ from sweep.errors import RenderError, SpecError
 from sweep.pack import pack_job_code
 from sweep.render import SUBMIT_TEMPLATE, TEMPLATES_DIR, RenderedSubmission, SubmitTemplate, render_submission
 from sweep.spec import parse_fractions
+
+from condor_pool import PersonalPool
+from data_fixtures import copy_of, shard_folder, synthetic_source
+from local_fakes import FAKE_WRAPPER
+from packing_fakes import link, make_sandbox, tiny_environment, write_gz
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -136,7 +137,7 @@ def test_the_wrapper_refuses_members_that_hide_a_way_out(case: str, tmp_path: Pa
     assert result.returncode == 24, result.stderr  # 24: unsafe member (not 25, a failed unpack)
     assert "unsafe" in result.stderr and "unpack_interpreter" in (sandbox.path / "out" / names.ERROR).read_text()
     assert not (sandbox.path / ".sweep" / "python").exists()  # refused before anything was written
-    assert not [path for path in tmp_path.rglob("escape*")]
+    assert not list(tmp_path.rglob("escape*"))
 
 
 # ----------------------------------------------------------------------------- permissions
@@ -236,16 +237,6 @@ def test_no_credential_reaches_a_sweep_a_tarball_or_a_report(
                "a file in a tokens.d": "tokens.d/"}  # fmt: skip
     assert (sweeps / "t" / names.ITEMS_DIR / "f1_r0" / "job.err").stat().st_size > 0  # there was something to scan
     assert find_credentials(needles, sweeps, cache) == []
-
-
-@pytest.fixture
-def pool_root(condor_pool: PersonalPool, request: pytest.FixtureRequest) -> Iterator[Path]:
-    previous = os.umask(0)
-    root = condor_pool.job_dir(request.node.name[:40])
-    yield root
-    os.umask(previous)
-    with contextlib.suppress(Exception):  # no jobs of a failed test left in the shared queue
-        condor_pool.schedd().act(htcondor2.JobAction.Remove, f'regexp("^{root}/", Iwd)')
 
 
 def _pool_needles(condor_pool: PersonalPool) -> dict[str, str]:
