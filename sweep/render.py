@@ -73,8 +73,8 @@ def submit_expression(expression: object, what: str = "requirements",
                       example: str = '(has_avx2 =?= true) && (Microarch >= "x86_64-v3")') -> str:
     """A ClassAd expression on one line that parses on its own (so it cannot smuggle in commands)."""
     text = str(expression).strip()
-    # a trailing backslash would continue the line: the next command (or the queue statement) joins the value
-    if not text or any(ch in text for ch in "\n\r\0\\") or "$(" in text or "$$(" in text:
+    # a trailing backslash continues the line: the next command (or the queue statement) would join the value
+    if not text or any(ch in text for ch in "\n\r\0") or text.endswith("\\") or "$(" in text or "$$(" in text:
         raise RenderError(f"{what} {text!r} is not a single-line ClassAd expression; accepted: e.g. {example}")
     import classad2
 
