@@ -207,7 +207,9 @@ def submit(
         Path, typer.Option("--requirements", help="Locked requirements of the job environment.")
     ] = DEFAULT_REQUIREMENTS_FILE,
     cache: Annotated[Path, typer.Option("--cache", help="Where environment tarballs are kept.")] = DEFAULT_ENV_CACHE,
-    replace: Annotated[bool, typer.Option("--replace", help="Discard an existing sweep of the same name.")] = False,
+    replace: Annotated[
+        bool, typer.Option("--replace", help="Cancel and discard an existing sweep of the same name.")
+    ] = False,
     node_env_cache: Annotated[
         str | None,
         typer.Option("--node-env-cache", help="condor: a writable folder on every execute node where jobs unpack "
@@ -215,6 +217,19 @@ def submit(
     ] = None,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the submit description; create nothing.")] = False,
+    verify_data: Annotated[
+        bool, typer.Option("--verify-data", help="Re-hash every shard against manifest.json (sizes are always checked).")
+    ] = False,
+    submit_option: Annotated[
+        list[str] | None,
+        typer.Option("--submit-option", help="KEY=VALUE added to the submit description, e.g. accounting_group=physics "
+                     "or +ProjectName=\"chest\" (repeatable; keys sweep sets itself are refused)."),
+    ] = None,
+    submit_template: Annotated[
+        Path | None,
+        typer.Option("--submit-template", help="A Jinja file rendered instead of submit_templates/submit.sub.j2 "
+                     "(same variables and filters; sweep's own commands must stay as they are)."),
+    ] = None,
 ) -> None:
     """Pack the environment, render one submission for every fraction x replica, and submit it."""
     import os
@@ -222,6 +237,7 @@ def submit(
 
     from sweep import spec as specs
     from sweep import submission
+    from sweep.render import parse_submit_option, submit_expression
 
     if require is not None and no_require_avx:
         raise SweepError("--require and --no-require-avx contradict each other; accepted: one of them, or neither")
@@ -239,10 +255,9 @@ def submit(
         ),
         requirements=None if no_require_avx else (require if require is not None else specs.DEFAULT_REQUIREMENTS),
         backend=specs.validate_backend(backend),
+        submit_options=tuple(parse_submit_option(option) for option in submit_option or ()),
     )
     if sweep_spec.requirements is not None:
-        from sweep.render import submit_expression
-
         submit_expression(sweep_spec.requirements)
     retries = specs.parse_positive_int("max-retries", max_retries, minimum=0, maximum=100)
     request = submission.SubmitRequest(
@@ -250,6 +265,8 @@ def submit(
         env_cache=cache.resolve(), backend=_backend_settings(backend, schedd, pool), max_retries=retries,
         replace_existing=replace,
         environment={**submission.test_environment(os.environ), **submission.node_env_cache(node_env_cache, backend)},
+        verify_data=verify_data,
+        submit_template=submission.load_submit_template(submit_template) if submit_template else None,
     )
     if dry_run:
         sys.stdout.write(submission.dry_run(request))

@@ -17,8 +17,9 @@ from pathlib import Path
 from analysis import columns
 from sweep import names
 from sweep.backends import get_backend
-from sweep.fs import atomic_write_bytes
-from sweep.state import ItemStatus, SweepDir, SweepManifest, open_sweep
+from sweep.fs import atomic_write_files
+from sweep.state import ItemStatus, SweepDir, SweepManifest
+from sweep.submission import open_settled_sweep
 
 METRICS_SCHEMA = names.METRICS_SCHEMA
 # the job's own timings (metrics.json "timings") behind each stage column
@@ -36,14 +37,14 @@ class CollectResult:
 
 
 def collect_sweep(sweeps_dir: Path, name: str) -> CollectResult:
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     with sweep.locked():  # two collects at once: the second waits, then writes the same files
         manifest = sweep.load()
         statuses = get_backend(manifest.backend).poll(sweep, manifest)
         table = results_table(sweep, manifest, statuses)
         parquet, csv = sweep.path / names.RESULTS_PARQUET, sweep.path / names.RESULTS_CSV
-        atomic_write_bytes(parquet, _parquet_bytes(table))
-        atomic_write_bytes(csv, table.to_csv(index=False, lineterminator="\n").encode())
+        # one update: a full disk must not leave a new parquet beside the previous csv
+        atomic_write_files({parquet: _parquet_bytes(table), csv: table.to_csv(index=False, lineterminator="\n").encode()})
     problems = [f"{row.item}: {row.output_problem}" for row in table.itertuples() if row.output_problem]
     counts = table["state"].value_counts().to_dict()
     return CollectResult(parquet=parquet, csv=csv, rows=len(table), counts=counts, problems=problems)

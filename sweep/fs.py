@@ -12,8 +12,10 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import IO
 
 from sweep.errors import SweepError
 
@@ -65,12 +67,33 @@ def _fsync_path(path: Path) -> None:
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
-    path = Path(path)
+    atomic_write_files({Path(path): data}, mode)
+
+
+def atomic_write_files(files: Mapping[Path, bytes], mode: int = 0o644) -> None:
+    """Replace several files as one update: every temporary file is complete before the first rename.
+
+    A full disk (the usual failure) then strikes before any target changed: readers see the old
+    set of files or the new one, never a new file beside a stale one.
+    """
+    temps: dict[Path, str] = {}
+    current = next(iter(files), Path("."))
     try:
-        with atomic_path(path, mode) as tmp:
-            tmp.write_bytes(data)
+        for current, data in files.items():
+            fd, temps[current] = tempfile.mkstemp(prefix=f".{current.name}.", suffix=".tmp", dir=current.parent)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.chmod(temps[current], mode & ~current_umask())
+        for current in files:
+            os.replace(temps.pop(current), current)
     except OSError as error:
-        raise _write_error(path, error) from None
+        raise _write_error(current, error) from None
+    finally:
+        for tmp_name in temps.values():
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
 
 
 def atomic_write_text(path: Path, text: str, mode: int = 0o644) -> None:
@@ -98,10 +121,17 @@ def current_umask() -> int:
     return current
 
 
+def _open_lock_file(path: Path, what: str) -> IO[str]:
+    try:
+        return open(path, "a")
+    except OSError as error:  # a read-only or vanished folder: a message, not a traceback
+        raise SweepError(f"cannot open the lock file {path} of {what}: {error.strerror or error}") from None
+
+
 @contextlib.contextmanager
 def file_lock(path: Path, *, wait: bool = True, what: str = "this sweep") -> Iterator[None]:
     """An advisory lock (flock) on `path`, released when the block ends or the process dies."""
-    with open(path, "a") as handle:
+    with _open_lock_file(path, what) as handle:
         flags = fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB)
         try:
             fcntl.flock(handle.fileno(), flags)

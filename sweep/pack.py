@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import fcntl
 import hashlib
 import json
@@ -48,6 +49,7 @@ from sweep.fs import atomic_write_text, sha256_file
 
 # Bump when the layout inside the tarballs or the exclusion rules (sweep/envfiles.py) change.
 PACK_FORMAT = 1
+FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed build step: the disk is why
 
 Progress = Callable[[str], None]
 
@@ -241,22 +243,55 @@ def build_environment(requirements: Path, cache_dir: Path, *, progress: Progress
     """Build (or find in the cache) the packed environment for a locked requirements file."""
     started = time.monotonic()
     report = progress or (lambda message: None)
-    cache_dir.mkdir(parents=True, exist_ok=True)
     found = find_environment(requirements, cache_dir)
     if found is not None:
         return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
     key = environment_key(requirements)
-    with _build_lock(cache_dir, key):
-        found = find_environment(requirements, cache_dir)  # built by another process meanwhile
-        if found is not None:
-            return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
-        _remove_leftovers(cache_dir, key)
-        with _scratch_dir(cache_dir, key) as scratch:
-            _check_fully_pinned(requirements)
-            site_dir = _install_requirements(requirements, scratch / "venv", report)
-            _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with _build_lock(cache_dir, key):
+            found = find_environment(requirements, cache_dir)  # built by another process meanwhile
+            if found is not None:
+                return PackResult(env=found, cache_hit=True, seconds=time.monotonic() - started)
+            _remove_leftovers(cache_dir, key)
+            _build_under_lock(requirements, cache_dir, key, report)
+    except OSError as error:  # a full disk or a folder we may not write: say which, in words
+        raise PackError(_cache_error(cache_dir, error)) from None
     env = _with_requirements(load_environment(cache_dir, key), requirements)
     return PackResult(env=env, cache_hit=False, seconds=time.monotonic() - started)
+
+
+def _build_under_lock(requirements: Path, cache_dir: Path, key: str, report: Progress) -> None:
+    """Build both tarballs; on any failure remove what was made of this key (half a pair is no environment)."""
+    try:
+        with _scratch_dir(cache_dir, key) as scratch:
+            try:
+                _check_fully_pinned(requirements)
+                site_dir = _install_requirements(requirements, scratch / "venv", report)
+                _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
+            except PackError as error:  # checked before the scratch folder goes and frees the disk again
+                raise _with_full_disk_named(cache_dir, error) from None
+    except BaseException:
+        for name in (interpreter_tarball_name(key), site_packages_tarball_name(key)):
+            (cache_dir / name).unlink(missing_ok=True)
+            manifest_path(cache_dir / name).unlink(missing_ok=True)
+        raise
+
+
+def _with_full_disk_named(cache_dir: Path, error: PackError) -> PackError:
+    """venv and pip report a full disk in their own words, ensurepip not at all: name it when it is so."""
+    if shutil.disk_usage(cache_dir).free >= FULL_DISK_BYTES:
+        return error
+    return PackError(f"{_cache_error(cache_dir, OSError(errno.ENOSPC, 'no space'))}\n(the step that failed: {error})")
+
+
+def _cache_error(cache_dir: Path, error: OSError) -> str:
+    if error.errno == errno.ENOSPC:
+        return (f"no space left on the device of the environment cache {cache_dir} while packing; "
+                "nothing of this environment was kept there; free space, or use --cache on another disk")
+    if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return f"cannot write to the environment cache {cache_dir}: {error.strerror}; accepted: --cache FOLDER you can write to"
+    return f"packing into the environment cache {cache_dir} failed: {error.strerror or error}"
 
 
 @contextlib.contextmanager

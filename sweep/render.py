@@ -12,14 +12,18 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import jinja2
+from jinja2 import meta
 
 from sweep import __version__, names
 from sweep.errors import RenderError
 from sweep.pack import EnvManifest, Tarball
 from sweep.spec import Item, SweepSpec, fraction_label
+
+if TYPE_CHECKING:
+    import htcondor2
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "submit_templates"
 SUBMIT_TEMPLATE = "submit.sub.j2"
@@ -65,24 +69,87 @@ def classad_string(value: object) -> str:
     return f'"{text}"'
 
 
-def submit_expression(expression: object) -> str:
+def submit_expression(expression: object, what: str = "requirements",
+                      example: str = '(has_avx2 =?= true) && (Microarch >= "x86_64-v3")') -> str:
     """A ClassAd expression on one line that parses on its own (so it cannot smuggle in commands)."""
     text = str(expression).strip()
-    if not text or any(ch in text for ch in "\n\r\0") or "$(" in text or "$$(" in text:
-        raise RenderError(
-            f"requirements {text!r} are not a single-line ClassAd expression; accepted: e.g. "
-            '(has_avx2 =?= true) && (Microarch >= "x86_64-v3")'
-        )
+    # a trailing backslash continues the line: the next command (or the queue statement) would join the value
+    if not text or any(ch in text for ch in "\n\r\0") or text.endswith("\\") or "$(" in text or "$$(" in text:
+        raise RenderError(f"{what} {text!r} is not a single-line ClassAd expression; accepted: e.g. {example}")
     import classad2
 
     try:
         classad2.ExprTree(text)
     except Exception:  # classad2 raises its own ClassAdException for every parse failure
-        raise RenderError(
-            f"requirements {text!r} do not parse as a ClassAd expression; accepted: e.g. "
-            '(has_avx2 =?= true) && (Microarch >= "x86_64-v3")'
-        ) from None
+        raise RenderError(f"{what} {text!r} does not parse as a ClassAd expression; accepted: e.g. {example}") from None
     return text
+
+
+# --- what a user may add to the submit description (--submit-option, --submit-template)
+
+# Commands sweep writes itself (with the option that sets each, where there is one), and getenv.
+RESERVED_KEYS = {
+    "universe": "", "executable": "", "arguments": "", "initialdir": "", "log": "", "output": "", "error": "",
+    "should_transfer_files": "", "when_to_transfer_output": "", "environment": "",
+    "getenv": "never: it would copy the submitting shell's environment, credentials included, into every job",
+    "job_machine_attrs": "", "job_machine_attrs_history_length": "", "queue": "",
+    "requirements": "use --require", "request_cpus": "use --request-cpus", "request_memory": "use --request-memory",
+    "request_disk": "use --request-disk", "max_retries": "use --max-retries", "batch_name": "use --name",
+}  # fmt: skip
+RESERVED_PREFIXES = ("transfer_", "on_exit_", "+sweep", "my.sweep")
+_WORD = ("word", "letters, digits and _ . : + @ % / = -")
+_NUMBER = ("number", "a whole number")
+_EXPRESSION = ("expression", "a one-line ClassAd expression")
+# Known submit commands a sweep may set, and the kind of value each takes; a typo must not be
+# accepted silently (HTCondor would take it as a macro of its own and do nothing with it).
+SUBMIT_OPTIONS = {
+    "accounting_group": _WORD, "accounting_group_user": _WORD, "priority": _NUMBER, "nice_user": _EXPRESSION,
+    "notification": _WORD, "notify_user": _WORD, "concurrency_limits": _WORD, "rank": _EXPRESSION,
+    "request_gpus": _NUMBER, "allowed_job_duration": _NUMBER, "allowed_execute_duration": _NUMBER,
+    "job_max_vacate_time": _NUMBER, "periodic_hold": _EXPRESSION, "periodic_release": _EXPRESSION,
+    "periodic_remove": _EXPRESSION,
+}  # fmt: skip
+_CUSTOM_ATTRIBUTE = re.compile(r"^(\+|MY\.)([A-Za-z_][A-Za-z0-9_]*)$", re.IGNORECASE)
+_NUMBER_TEXT = re.compile(r"^-?\d+$")
+
+
+def _reserved_listing() -> str:
+    keys = [f"{key} ({hint})" if hint else key for key, hint in RESERVED_KEYS.items()]
+    return ", ".join([*keys, "transfer_*", "on_exit_*", "+Sweep*"])
+
+
+def check_submit_key(key: str) -> str:
+    """A key a user may add: a known submit command or a custom attribute (+Name), never one sweep sets."""
+    lowered = key.strip().lower()
+    if lowered in RESERVED_KEYS or lowered.startswith(RESERVED_PREFIXES):
+        raise RenderError(f"submit key {key!r} is reserved: sweep sets it itself; reserved: {_reserved_listing()}")
+    if lowered not in SUBMIT_OPTIONS and not _CUSTOM_ATTRIBUTE.match(key.strip()):
+        raise RenderError(
+            f"submit key {key!r} is unknown; accepted: {', '.join(SUBMIT_OPTIONS)}, "
+            'or a custom job attribute +Name (its value a ClassAd expression, e.g. +ProjectName = "chest")'
+        )
+    return key.strip()
+
+
+def check_submit_option(key: str, value: str) -> tuple[str, str]:
+    """(key, value) for one line `key = value` that adds exactly that one command."""
+    key = check_submit_key(key)
+    kind, accepted = SUBMIT_OPTIONS.get(key.lower(), _EXPRESSION)
+    value = value.strip()
+    if kind == "expression":
+        return key, submit_expression(value, what=f"the value of {key}", example='"chest" or (Memory > 2048)')
+    pattern = SAFE_WORD if kind == "word" else _NUMBER_TEXT
+    if not pattern.match(value):
+        raise RenderError(f"the value {value!r} of submit option {key} is not allowed; accepted: {accepted}")
+    return key, value
+
+
+def parse_submit_option(text: str) -> tuple[str, str]:
+    """KEY=VALUE as typed after --submit-option."""
+    key, equals, value = text.partition("=")
+    if not equals or not key.strip():
+        raise RenderError(f"--submit-option {text!r} is not KEY=VALUE; accepted: e.g. accounting_group=physics")
+    return check_submit_option(key, value)
 
 
 def _environment() -> jinja2.Environment:
@@ -148,6 +215,14 @@ def item_row(item: Item, plan: ItemPlan, data_dir: Path) -> dict[str, str]:
     }
 
 
+@dataclass(frozen=True)
+class SubmitTemplate:
+    """A user's Jinja template rendered instead of submit_templates/submit.sub.j2 (--submit-template)."""
+
+    text: str
+    origin: str  # where it came from, for messages
+
+
 def render_submission(
     spec: SweepSpec,
     env: EnvManifest,
@@ -160,6 +235,7 @@ def render_submission(
     max_retries: int = 1,
     environment: Mapping[str, str] | None = None,
     submit_token: str = "dry-run",
+    template: SubmitTemplate | None = None,
 ) -> RenderedSubmission:
     """Render the sweep's one submission. Paths must be absolute; `plans` maps item name -> data plan."""
     if max_retries < 0:
@@ -172,35 +248,87 @@ def render_submission(
     arguments = " ".join(
         job_arguments(spec, fraction="$(fraction)", replica="$(replica)", seed="$(seed)", subset_seed="$(subset_seed)")
     )
-    text = _environment().get_template(SUBMIT_TEMPLATE).render(
-        name=spec.name,
-        sweep_version=__version__,
-        item_count=len(items),
-        fraction_count=len(spec.fractions),
-        replicas=spec.replicas,
-        wrapper=wrapper,
-        arguments=arguments,
-        sweep_dir=sweep_dir,
-        event_log=sweep_dir / names.EVENT_LOG,
-        items_dir=names.ITEMS_DIR,
-        job_output_dir=names.JOB_OUTPUT_DIR,
-        common_inputs=common_inputs,
-        request_cpus=spec.resources.cpus,
-        request_memory_mb=spec.resources.memory_mb,
-        request_disk_kb=spec.resources.disk_kb,
-        requirements=spec.requirements,
-        environment=sorted((environment or {}).items()),
-        sigill_hold_reason=SIGILL_HOLD_REASON,
-        max_retries=max_retries,
-        submit_token=submit_token,
-    )
+    context = {
+        "name": spec.name,
+        "sweep_version": __version__,
+        "item_count": len(items),
+        "fraction_count": len(spec.fractions),
+        "replicas": spec.replicas,
+        "wrapper": wrapper,
+        "arguments": arguments,
+        "sweep_dir": sweep_dir,
+        "event_log": sweep_dir / names.EVENT_LOG,
+        "items_dir": names.ITEMS_DIR,
+        "job_output_dir": names.JOB_OUTPUT_DIR,
+        "common_inputs": common_inputs,
+        "request_cpus": spec.resources.cpus,
+        "request_memory_mb": spec.resources.memory_mb,
+        "request_disk_kb": spec.resources.disk_kb,
+        "requirements": spec.requirements,
+        "environment": sorted((environment or {}).items()),
+        "sigill_hold_reason": SIGILL_HOLD_REASON,
+        "max_retries": max_retries,
+        "submit_token": submit_token,
+        "submit_options": _checked_options(spec.submit_options),
+    }
     rows = [item_row(item, plans[item.name], data_dir) for item in items]
-    rendered = RenderedSubmission(submit_text=text, rows=rows, common_inputs=common_inputs)
-    parse_submission(rendered.full_text())
+    rendered = RenderedSubmission(submit_text=_render(context, template), rows=rows, common_inputs=common_inputs)
+    submit = parse_submission(rendered.full_text())
+    if template is not None or spec.submit_options:
+        builtin = parse_submission(_render({**context, "submit_options": []}, None))
+        check_user_commands(submit, builtin, len(rows), template.origin if template else "--submit-option")
     return rendered
 
 
-def parse_submission(text: str) -> object:
+def _checked_options(options: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    checked = [check_submit_option(key, value) for key, value in options]
+    keys = [key.lower() for key, _ in checked]
+    twice = sorted({key for key in keys if keys.count(key) > 1})
+    if twice:
+        raise RenderError(f"submit option {', '.join(twice)} given more than once; accepted: each key once")
+    return checked
+
+
+def _render(context: Mapping[str, object], template: SubmitTemplate | None) -> str:
+    environment = _environment()
+    if template is None:
+        return environment.get_template(SUBMIT_TEMPLATE).render(context)
+    available = f"available: {', '.join(sorted(context))}"
+    try:
+        parsed = environment.parse(template.text)
+        unknown = sorted(meta.find_undeclared_variables(parsed) - set(context) - set(environment.globals))
+        if unknown:
+            raise RenderError(f"the submit template {template.origin} uses unknown variable "
+                              f"{', '.join(unknown)}; {available}")
+        text = environment.from_string(template.text).render(context)
+    except jinja2.TemplateSyntaxError as error:
+        raise RenderError(f"the submit template {template.origin} does not parse: line {error.lineno}: {error.message}") from None
+    except jinja2.UndefinedError as error:
+        raise RenderError(f"the submit template {template.origin} uses something undefined ({error.message}); {available}") from None
+    if parse_submission(text).getQArgs():  # a second queue statement would be ignored, and ours with it
+        raise RenderError(f"the submit template {template.origin} holds a queue statement; accepted: none, "
+                          "sweep adds `queue item, ... from (...)` itself")
+    return text
+
+
+def check_user_commands(submit: Mapping[str, str], builtin: Mapping[str, str], rows: int, origin: str) -> None:
+    """The intended-commands check for what a user added: new commands of accepted keys only, and
+    every command of the built-in description unchanged (the event log, the token, the files...)."""
+    changed = [key for key in builtin if submit.get(key) != builtin[key]]
+    if changed:
+        raise RenderError(f"{origin} changes or drops commands sweep relies on: {', '.join(changed)}; "
+                          f"accepted: these exactly as {SUBMIT_TEMPLATE} writes them")
+    for key in submit:
+        if key not in builtin:
+            try:
+                check_submit_key(key)
+            except RenderError as error:
+                raise RenderError(f"{origin}: {error}") from None
+    if len(list(submit.itemdata() or ())) != rows:  # type: ignore[attr-defined]
+        raise RenderError(f"{origin} changes the queue statement; accepted: {rows} items, queued by sweep")
+
+
+def parse_submission(text: str) -> htcondor2.Submit:
     """Parse with HTCondor's own parser; anything it rejects never reaches a schedd or a user."""
     import htcondor2
 

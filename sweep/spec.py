@@ -178,6 +178,7 @@ class SweepSpec:
     resources: Resources = field(default_factory=Resources)
     requirements: str | None = DEFAULT_REQUIREMENTS  # None: no CPU requirement at all
     backend: str = "local"
+    submit_options: tuple[tuple[str, str], ...] = ()  # (key, value) added to the submit description
 
     def items(self) -> list[Item]:
         return [
@@ -206,6 +207,7 @@ class SweepSpec:
             },
             "requirements": self.requirements,
             "backend": self.backend,
+            "submit_options": [list(option) for option in self.submit_options],
         }
 
     @classmethod
@@ -220,6 +222,7 @@ class SweepSpec:
             resources=Resources(**data["resources"]),
             requirements=data["requirements"],
             backend=data["backend"],
+            submit_options=tuple((str(key), str(value)) for key, value in data.get("submit_options", [])),
         )
 
 

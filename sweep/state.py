@@ -17,7 +17,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from sweep import names
-from sweep.errors import StateError
+from sweep.errors import StateError, SweepError
 from sweep.fs import atomic_write_json, current_umask, file_lock, read_json
 from sweep.spec import SweepSpec, validate_name
 
@@ -107,6 +107,10 @@ class SweepManifest:
     submissions: list[Submission] = field(default_factory=list)
     created_at: float = field(default_factory=time.time)
     sweep_version: str = ""
+    # the token of a submission handed to the backend whose result is not recorded yet: set while a
+    # submit runs; still set afterwards only if that process died (then see submission.settle_interrupted_submit)
+    pending_submit: str | None = None
+    submit_template: dict[str, str] | None = None  # {"origin", "text"} of a --submit-template: resubmit renders it again
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -122,6 +126,8 @@ class SweepManifest:
             "max_retries": self.max_retries,
             "environment": self.environment,
             "submissions": [s.to_dict() for s in self.submissions],
+            "pending_submit": self.pending_submit,
+            "submit_template": self.submit_template,
         }
 
     @classmethod
@@ -140,6 +146,8 @@ class SweepManifest:
             submissions=[Submission.from_dict(s) for s in data.get("submissions", [])],
             created_at=float(data["created_at"]),
             sweep_version=data.get("sweep_version", ""),
+            pending_submit=data.get("pending_submit"),
+            submit_template=data.get("submit_template"),
         )
 
     @property
@@ -203,22 +211,31 @@ def open_sweep(sweeps_dir: Path, name: str) -> SweepDir:
 
 
 def create_sweep_dir(
-    sweeps_dir: Path, name: str, build: Callable[[Path], None], *, replace_existing: bool = False
+    sweeps_dir: Path, name: str, build: Callable[[Path], None], *, replace_existing: bool = False,
+    hold_lock: contextlib.ExitStack | None = None,
 ) -> SweepDir:
-    """Build a sweep directory with `build(tmp)` and rename it into place: all of it, or nothing."""
+    """Build a sweep directory with `build(tmp)` and rename it into place: all of it, or nothing.
+
+    The new folder's lock is taken before `build` and kept through the rename; with `hold_lock`
+    it stays taken until that stack closes, so a submit records its result before any other
+    command can look at the sweep.
+    """
     sweeps_dir = Path(sweeps_dir)
     final = sweeps_dir / name
     if final.exists() and not replace_existing:
         raise StateError(
             f"a sweep named {name!r} already exists at {final}; accepted: another --name, or --replace to discard it"
         )
+    _remove_stale_partials(sweeps_dir, name)
     try:
         sweeps_dir.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{name}.partial-", dir=sweeps_dir))
+        tmp = Path(tempfile.mkdtemp(prefix=f".{name}{PARTIAL_INFIX}", dir=sweeps_dir))
     except OSError as error:
         raise StateError(f"cannot create a sweep in {sweeps_dir}: {error.strerror}; accepted: a folder you can write to") from None
+    lock = contextlib.ExitStack()
     try:
         os.chmod(tmp, 0o777 & ~current_umask())
+        lock.enter_context(file_lock(tmp / names.LOCK_FILE, what=f"sweep {name!r}"))
         build(tmp)
         if final.exists():  # --replace: move the old one aside first so the swap is one rename
             doomed = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=sweeps_dir))
@@ -228,9 +245,27 @@ def create_sweep_dir(
         else:
             os.replace(tmp, final)
     except BaseException:
+        lock.close()
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+    if hold_lock is None:
+        lock.close()
+    else:
+        hold_lock.enter_context(lock)
     return SweepDir(final)
+
+
+PARTIAL_INFIX = ".partial-"
+
+
+def _remove_stale_partials(sweeps_dir: Path, name: str) -> None:
+    """Temporary folders of an earlier create of `name` that was killed (SIGKILL): nobody holds their lock."""
+    for leftover in sweeps_dir.glob(f".{name}{PARTIAL_INFIX}*"):
+        try:
+            with file_lock(leftover / names.LOCK_FILE, wait=False, what=f"the partial sweep {leftover}"):
+                shutil.rmtree(leftover, ignore_errors=True)
+        except SweepError:
+            continue  # a live create of the same name holds it
 
 
 def remove_sweep_dir(sweep: SweepDir) -> None:

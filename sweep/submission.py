@@ -7,23 +7,25 @@ found again by the sweep's submit token, so its jobs are never orphaned).
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from sweep import __version__, names
 from sweep.backends import get_backend
 from sweep.backends.base import Backend
-from sweep.errors import SpecError, StateError
+from sweep.errors import RenderError, SpecError, StateError, SweepError
 from sweep.fs import atomic_write_json, atomic_write_text
 from sweep.pack import EnvManifest, Tarball
-from sweep.render import RenderedSubmission, render_submission, submit_word
+from sweep.render import RenderedSubmission, SubmitTemplate, render_submission, submit_word
 from sweep.spec import DEFAULT_REQUIREMENTS, SweepSpec
 from sweep.state import (
     ItemState,
     ItemStatus,
+    Submission,
     SweepDir,
     SweepManifest,
     create_sweep_dir,
@@ -52,6 +54,8 @@ class SubmitRequest:
     max_retries: int = 1
     replace_existing: bool = False
     environment: Mapping[str, str] = field(default_factory=dict)
+    verify_data: bool = False  # re-hash every shard, not only check its size
+    submit_template: SubmitTemplate | None = None  # rendered instead of the built-in submit description
 
 
 @dataclass(frozen=True)
@@ -79,11 +83,14 @@ def node_env_cache(folder: str | None, backend: str) -> dict[str, str]:
     return {names.ENV_CACHE_VARIABLE: folder}
 
 
-def plan_items(spec: SweepSpec, data_dir: Path) -> tuple[object, dict[str, object]]:
-    from sweep.data.manifest import load_data_manifest
+def plan_items(spec: SweepSpec, data_dir: Path, verify_data: bool = False) -> tuple[object, dict[str, object]]:
+    """The data manifest and every item's plan. Shard sizes are always checked (a stat each);
+    `verify_data` also re-hashes every shard, which reads the whole folder."""
+    from sweep.data.manifest import load_data_manifest, verify_shards
     from sweep.data.plan import plan_item_inputs
 
     data = load_data_manifest(data_dir)
+    verify_shards(data, contents=verify_data)
     plans = {item.name: plan_item_inputs(data, float(item.fraction), item.subset_seed) for item in spec.items()}
     return data, plans
 
@@ -137,12 +144,22 @@ def env_from_summary(summary: Mapping[str, object]) -> tuple[EnvManifest, Tarbal
 
 
 def render_for(spec: SweepSpec, env: EnvManifest, code: Tarball, plans: Mapping[str, object], sweep_dir: Path,
-               data_dir: Path, max_retries: int, environment: Mapping[str, str], token: str) -> RenderedSubmission:
+               data_dir: Path, max_retries: int, environment: Mapping[str, str], token: str,
+               template: SubmitTemplate | None = None) -> RenderedSubmission:
     return render_submission(
         spec, env, code, plans,  # type: ignore[arg-type]
         sweep_dir=sweep_dir, data_dir=data_dir, wrapper=sweep_dir / names.JOB_WRAPPER,
-        max_retries=max_retries, environment=environment, submit_token=token,
+        max_retries=max_retries, environment=environment, submit_token=token, template=template,
     )  # fmt: skip
+
+
+def load_submit_template(path: Path) -> SubmitTemplate:
+    """A --submit-template file; its text is kept in the sweep so that resubmit renders the same."""
+    try:
+        return SubmitTemplate(text=Path(path).read_text(encoding="utf-8"), origin=str(path))
+    except (OSError, UnicodeDecodeError) as error:
+        raise RenderError(f"cannot read the submit template {path}: {getattr(error, 'strerror', None) or error}; "
+                          "accepted: a UTF-8 Jinja file like submit_templates/submit.sub.j2") from None
 
 
 def wrapper_text(env: EnvManifest, code: Tarball) -> str:
@@ -160,14 +177,14 @@ def dry_run(request: SubmitRequest) -> str:
 
     from sweep.pack import pack_job_code, planned_environment
 
-    data, plans = plan_items(request.spec, request.data_dir)
+    data, plans = plan_items(request.spec, request.data_dir, request.verify_data)
     env = planned_environment(request.requirements_file, request.env_cache)
     sweep_dir = (request.sweeps_dir / request.spec.name).resolve()
     with tempfile.TemporaryDirectory() as scratch:
         code = pack_job_code(Path(scratch))
     code = replace(code, path=sweep_dir / code.name)
     rendered = render_for(request.spec, env, code, plans, sweep_dir, Path(data.folder).resolve(),  # type: ignore[attr-defined]
-                          request.max_retries, request.environment, "dry-run")
+                          request.max_retries, request.environment, "dry-run", request.submit_template)
     return rendered.full_text()
 
 
@@ -176,10 +193,12 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
 
     spec = request.spec
     final = (request.sweeps_dir / spec.name).resolve()
+    if (final / names.SWEEP_MANIFEST).is_file():
+        settle_interrupted_submit(SweepDir(final))  # an earlier submit of this name that was killed
     if final.exists() and not request.replace_existing:
         raise StateError(f"a sweep named {spec.name!r} already exists at {final}; accepted: another --name, or --replace to discard it")
     progress("reading the data manifest and planning items")
-    data, plans = plan_items(spec, request.data_dir)
+    data, plans = plan_items(spec, request.data_dir, request.verify_data)
     backend = get_backend(request.backend)
     progress("packing the job environment")
     env = build_environment(request.requirements_file, request.env_cache, progress=progress).env
@@ -188,22 +207,38 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
 
     def build(tmp: Path) -> None:
         code = replace(pack_job_code(tmp), path=final / names.CODE_TARBALL)
+        template = request.submit_template
         rendered = render_for(spec, env, code, plans, final, Path(data.folder).resolve(),  # type: ignore[attr-defined]
-                              request.max_retries, request.environment, token)
+                              request.max_retries, request.environment, token, template)
         manifest = SweepManifest(
             name=spec.name, spec=spec, backend=dict(request.backend), env=env_summary(env, code),
             data=data_summary(data), items=_manifest_items(rendered, plans), max_retries=request.max_retries,
-            environment=dict(request.environment), sweep_version=__version__,
+            environment=dict(request.environment), sweep_version=__version__, pending_submit=token,
+            submit_template=asdict(template) if template else None,
         )  # fmt: skip
         write_sweep_files(tmp, manifest, rendered, wrapper_text(env, code))
         state.update(rendered=rendered, manifest=manifest)
 
+    if (final / names.SWEEP_MANIFEST).is_file():  # --replace: its jobs must not run on into the new sweep's folders
+        _cancel_replaced(request.sweeps_dir, spec.name)
     progress("writing the sweep directory")
-    sweep = create_sweep_dir(request.sweeps_dir, spec.name, build, replace_existing=request.replace_existing)
-    manifest: SweepManifest = state["manifest"]  # type: ignore[assignment]
-    progress(f"submitting {len(manifest.items)} items to the {backend.name} backend")
-    _submit_or_undo(backend, sweep, manifest, state["rendered"], token)  # type: ignore[arg-type]
+    with contextlib.ExitStack() as held:  # the sweep's lock, until its submission is recorded
+        sweep = create_sweep_dir(request.sweeps_dir, spec.name, build, replace_existing=request.replace_existing,
+                                 hold_lock=held)
+        manifest: SweepManifest = state["manifest"]  # type: ignore[assignment]
+        progress(f"submitting {len(manifest.items)} items to the {backend.name} backend")
+        _submit_or_undo(backend, sweep, manifest, state["rendered"], token)  # type: ignore[arg-type]
     return sweep, manifest
+
+
+def _cancel_replaced(sweeps_dir: Path, name: str) -> None:
+    try:
+        cancel_sweep(sweeps_dir, name)
+    except SweepError as error:
+        raise StateError(
+            f"cannot stop the jobs of the sweep {name!r} that --replace would discard ({error}); "
+            f"accepted: `sweep cancel {name}` first, or another --name"
+        ) from None
 
 
 def write_sweep_files(folder: Path, manifest: SweepManifest, rendered: RenderedSubmission, wrapper: str) -> None:
@@ -232,27 +267,59 @@ def _manifest_items(rendered: RenderedSubmission, plans: Mapping[str, object]) -
 
 def _submit_or_undo(backend: Backend, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission,
                     token: str) -> None:
-    """Submit and record; on any failure either adopt what the backend did accept, or remove the sweep."""
+    """Submit and record; on any failure adopt what the backend did accept under `token`, or undo it."""
     try:
         submission = backend.submit(sweep, manifest, rendered, token)
     except BaseException:
-        found = None
         try:
             found = backend.find_submission(sweep, manifest, token)
         except Exception:  # the backend is unreachable: nothing can have been submitted there
             found = None
-        if found is None:
-            remove_sweep_dir(sweep)
-        else:
-            manifest.submissions.append(found)
-            sweep.save(manifest)
+        _adopt_or_undo(sweep, manifest, found)
         raise
-    manifest.submissions.append(submission)
+    _adopt_or_undo(sweep, manifest, submission)
+
+
+def _adopt_or_undo(sweep: SweepDir, manifest: SweepManifest, submission: Submission | None) -> None:
+    """Record a submission; without one, forget the pending token, or remove a sweep that never had jobs."""
+    manifest.pending_submit = None
+    if submission is not None:
+        manifest.submissions.append(submission)
+    elif not manifest.submissions:
+        remove_sweep_dir(sweep)
+        return
     sweep.save(manifest)
 
 
+def settle_interrupted_submit(sweep: SweepDir) -> None:
+    """A submit killed (SIGKILL, power loss) after its sweep appeared leaves `pending_submit` set: adopt
+    the jobs the backend accepted under that token, or remove a sweep that never reached the backend."""
+    if sweep.load().pending_submit is None:
+        return
+    with sweep.locked():  # a live submit holds this lock until it has recorded its result: wait for it
+        if not sweep.manifest_path.is_file():
+            return  # that submit failed and removed the sweep
+        manifest = sweep.load()
+        if manifest.pending_submit is None:
+            return
+        try:
+            found = get_backend(manifest.backend).find_submission(sweep, manifest, manifest.pending_submit)
+        except SweepError as error:
+            raise StateError(
+                f"sweep {sweep.name!r}: its submit was interrupted and the backend cannot say whether it accepted "
+                f"the jobs ({error}); accepted: run the command again when the backend answers"
+            ) from None
+        _adopt_or_undo(sweep, manifest, found)
+
+
+def open_settled_sweep(sweeps_dir: Path, name: str) -> SweepDir:
+    """open_sweep, after settling an interrupted submit (which may turn out to be no sweep at all)."""
+    settle_interrupted_submit(open_sweep(sweeps_dir, name))
+    return open_sweep(sweeps_dir, name)
+
+
 def sweep_statuses(sweeps_dir: Path, name: str) -> tuple[SweepDir, SweepManifest, dict[str, ItemStatus]]:
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     manifest = sweep.load()
     return sweep, manifest, get_backend(manifest.backend).poll(sweep, manifest)
 
@@ -292,7 +359,7 @@ def status_payload(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) 
 def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, no_require_avx: bool = False,
                     progress: Progress = _quiet) -> tuple[list[str], str | None]:
     """Submit the failed and held items again as one new submission; returns (items, requirements note)."""
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     with sweep.locked():
         manifest = sweep.load()
         backend = get_backend(manifest.backend)
@@ -307,12 +374,14 @@ def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, 
         env, code = env_from_summary(manifest.env)
         plans = {str(row["item"]): FilePlan(tuple(row["files"])) for row in manifest.items}  # type: ignore[arg-type]
         token = secrets.token_hex(8)
+        template = SubmitTemplate(**manifest.submit_template) if manifest.submit_template else None
         full = render_for(spec, env, code, plans, sweep.path, Path(str(manifest.data["folder"])),
-                          manifest.max_retries, manifest.environment, token)
+                          manifest.max_retries, manifest.environment, token, template)
         rendered = replace(full, rows=[row for row in full.rows if row["item"] in again])
         progress(f"resubmitting {len(again)} items")
-        submission = backend.submit(sweep, manifest, rendered, token)
-        manifest.submissions.append(submission)
+        manifest.pending_submit = token  # a resubmit killed mid-way is settled like a first submit
+        sweep.save(manifest)
+        _submit_or_undo(backend, sweep, manifest, rendered, token)
         manifest.spec = spec
         sweep.save(manifest)
     return again, note
@@ -335,7 +404,7 @@ def _resubmit_requirements(spec: SweepSpec, statuses: list[ItemStatus], require:
 
 
 def cancel_sweep(sweeps_dir: Path, name: str) -> list[str]:
-    sweep = open_sweep(sweeps_dir, name)
+    sweep = open_settled_sweep(sweeps_dir, name)
     with sweep.locked():
         manifest = sweep.load()
         return get_backend(manifest.backend).cancel(sweep, manifest)

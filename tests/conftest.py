@@ -1,4 +1,7 @@
+import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +24,20 @@ def condor_pool() -> Iterator[PersonalPool]:
         pytest.skip(unavailable_message(err))
     yield pool
     pool.cleanup()
+
+
+@pytest.fixture
+def pool_root(condor_pool: PersonalPool, request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A folder under the pool's shared dir, made under umask 0: the pool's daemons (another uid) write into it.
+
+    Jobs a failed test left behind are removed afterwards, so none stays held in the shared queue
+    for a folder that is gone.
+    """
+    previous = os.umask(0)
+    root = condor_pool.job_dir(request.node.name[:40])
+    yield root
+    os.umask(previous)
+    import htcondor2
+
+    with contextlib.suppress(Exception):
+        condor_pool.schedd().act(htcondor2.JobAction.Remove, f'regexp("^{root}/", Iwd)')

@@ -27,6 +27,7 @@ case "$behaviour" in
   fail) echo '{"schema":"sweep.error/1","stage":"train","type":"ValueError","message":"bad batch"}' > out/error.json; exit 1 ;;
   sigill) kill -ILL $$ ;;
   sleep) sleep 60 ;;
+  slow) sleep 6 ;;
   truncated) printf '{"schema": "sweep.met' > out/metrics.json; exit 0 ;;
 esac
 sleep 0.2

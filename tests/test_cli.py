@@ -11,13 +11,14 @@ from pathlib import Path
 
 import htcondor2
 import pytest
-from data_fixtures import shard_folder
 from typer.testing import CliRunner
 
 from sweep import names
 from sweep.cli import DEFAULT_ENV_CACHE, DEFAULT_REQUIREMENTS_FILE, app
 from sweep.fs import sha256_file
 from sweep.pack import find_environment, manifest_path
+
+from data_fixtures import shard_folder
 
 COMMANDS = ["pack", "data", "submit", "status", "collect", "report", "resubmit", "cancel", "demo"]
 SWEEP = str(Path(sys.executable).parent / "sweep")

@@ -17,6 +17,7 @@ from sweep.reasons import explain_exit, explain_hold
 from sweep.render import RenderedSubmission
 from sweep.state import ItemState, ItemStatus, Submission, SweepDir, SweepManifest
 
+STALE_SESSION = "SECMAN:2004"  # "Server rejected our session id"
 REACH_ADVICE = (
     "check that CONDOR_CONFIG points at this submit node's configuration (for the project's personal pool: "
     'eval "$(scripts/personal-pool env)"), or name one with --schedd / --pool'
@@ -51,7 +52,14 @@ class CondorBackend:
 
     def _call(self, what: str, call):
         try:
-            return call()
+            try:
+                return call()
+            except Exception as error:
+                # a schedd that restarted rejects this process's security session once, then the bindings
+                # open a new one; nothing ran, so trying again is safe (measured on the personal pool)
+                if STALE_SESSION not in str(error):
+                    raise
+                return call()
         except BackendError:
             raise
         except Exception as error:

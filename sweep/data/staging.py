@@ -31,13 +31,19 @@ def staged_folder(out: Path) -> Iterator[Path]:
     parent = out.absolute().parent
     if not parent.is_dir():
         raise DataError(f"the parent folder of {out} does not exist; create {parent} first")
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    try:
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
+    except OSError as error:
+        raise DataError(f"cannot write {out}: {error.strerror}; accepted: a new folder in a folder you can write to") from None
     try:
         yield staging
         os.chmod(staging, 0o755)  # mkdtemp makes it 0700; the result is an ordinary folder
         if out.is_dir():
             out.rmdir()  # an empty OUT (checked above) is replaced, as documented
         os.rename(staging, out)
+    except OSError as error:  # e.g. the disk filled up: say so instead of a traceback
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DataError(f"writing {out} failed ({error.strerror or error}); nothing was left there") from None
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
