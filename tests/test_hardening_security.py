@@ -29,8 +29,8 @@ from hardening_fixtures import TINY_CACHE, cli, settle, submit_args, world_writa
 from test_render import CODE, DEMO, ENV, INTENDED_COMMANDS, plans_for
 
 from sweep import names, submission
-from sweep.archive import write_text_atomic
 from sweep.errors import RenderError, SpecError
+from sweep.fs import atomic_write_text
 from sweep.pack import pack_job_code
 from sweep.render import SUBMIT_TEMPLATE, TEMPLATES_DIR, RenderedSubmission, SubmitTemplate, render_submission
 from sweep.spec import parse_fractions
@@ -167,7 +167,7 @@ def test_shards_and_packed_files_have_no_world_writable_file_under_a_normal_umas
         ran = cli("data", "shard", synthetic_source(tmp_path_factory, images=80, size=16), tmp_path / "shards", "--size", "16")
         assert ran.code == 0, ran.output
         code = pack_job_code(tmp_path / "cache")  # the writers `sweep pack` uses for tarballs and manifests
-        write_text_atomic(tmp_path / "cache" / "manifest.json", "{}\n")
+        atomic_write_text(tmp_path / "cache" / "manifest.json", "{}\n")
     assert world_writable(tmp_path / "shards") == [] and world_writable(tmp_path / "cache") == []
     assert oct(code.path.stat().st_mode & 0o777) == "0o644"
 
