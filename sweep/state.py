@@ -237,13 +237,13 @@ def create_sweep_dir(
         os.chmod(tmp, 0o777 & ~current_umask())
         lock.enter_context(file_lock(tmp / names.LOCK_FILE, what=f"sweep {name!r}"))
         build(tmp)
-        if final.exists():  # --replace: move the old one aside first so the swap is one rename
+        if replace_existing and final.exists():  # move the old one aside first so the swap is one rename
             doomed = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=sweeps_dir))
             os.replace(final, doomed / name)
             os.replace(tmp, final)
             shutil.rmtree(doomed, ignore_errors=True)
         else:
-            os.replace(tmp, final)
+            _rename_into_place(tmp, final, name)
     except BaseException:
         lock.close()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -256,6 +256,17 @@ def create_sweep_dir(
 
 
 PARTIAL_INFIX = ".partial-"
+
+
+def _rename_into_place(tmp: Path, final: Path, name: str) -> None:
+    """Rename, refusing if another command created the same sweep meanwhile (rename would fail or clobber)."""
+    try:
+        os.rename(tmp, final)  # onto an existing non-empty folder this fails instead of replacing it
+    except OSError as error:
+        if final.exists():
+            raise StateError(f"a sweep named {name!r} appeared at {final} while this one was being made "
+                             "(another submit of the same name?); accepted: another --name") from None
+        raise StateError(f"cannot create the sweep {final}: {error.strerror}") from None
 
 
 def _remove_stale_partials(sweeps_dir: Path, name: str) -> None:

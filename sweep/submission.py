@@ -197,6 +197,9 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
         settle_interrupted_submit(SweepDir(final))  # an earlier submit of this name that was killed
     if final.exists() and not request.replace_existing:
         raise StateError(f"a sweep named {spec.name!r} already exists at {final}; accepted: another --name, or --replace to discard it")
+    if final.exists() and not (final / names.SWEEP_MANIFEST).is_file():
+        raise StateError(f"{final} exists but is not a sweep (no {names.SWEEP_MANIFEST}); --replace only discards "
+                         "sweeps; accepted: another --name, or move that folder away")
     progress("reading the data manifest and planning items")
     data, plans = plan_items(spec, request.data_dir, request.verify_data)
     backend = get_backend(request.backend)

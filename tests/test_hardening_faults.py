@@ -255,6 +255,31 @@ def test_replace_stops_the_old_jobs_before_it_discards_their_sweep(
     assert_complete(sweeps, "t")  # and nothing of theirs is in the new sweep's log
 
 
+def test_replace_refuses_a_folder_that_is_not_a_sweep(shards: Path, tmp_path: Path) -> None:
+    sweeps = tmp_path / "sweeps"
+    keep = sweeps / "t" / "precious.txt"
+    keep.parent.mkdir(parents=True)
+    keep.write_text("mine")
+    refused(cli(*submit_args(shards, sweeps), "--replace"), "exists but is not a sweep", "--replace only discards sweeps")
+    assert keep.read_text() == "mine" and entries(sweeps) == ["t"]
+
+
+def test_a_sweep_of_the_same_name_made_meanwhile_is_never_clobbered(tmp_path: Path) -> None:
+    from sweep.errors import StateError
+    from sweep.state import create_sweep_dir
+
+    sweeps = tmp_path / "sweeps"
+
+    def build(tmp: Path) -> None:  # another submit of the same name finishes while this one builds
+        (tmp / "mine").write_text("new")
+        (sweeps / "t").mkdir()
+        (sweeps / "t" / names.SWEEP_MANIFEST).write_text("{}")
+
+    with pytest.raises(StateError, match="appeared .* while this one was being made"):
+        create_sweep_dir(sweeps, "t", build)
+    assert entries(sweeps) == ["t"] and entries(sweeps / "t") == [names.SWEEP_MANIFEST]
+
+
 # ----------------------------------------------------------------------------- two collects at once
 
 
