@@ -20,7 +20,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from sweep.archive import sha256_file, write_tar_zstd
+from sweep.archive import write_tar_zstd
+from sweep.fs import sha256_file
 from sweep.elfscan import scan_tree
 from sweep.envfiles import SITE_DIR, select_site_packages
 from sweep.pack import build_environment

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -53,7 +54,8 @@ def main() -> None:
     args = parser.parse_args()
     shared = Path(os.environ.get("SWEEP_POOL_SHARED", tempfile.gettempdir()))
     schedd = CondorBackend().schedd()
-    with tempfile.TemporaryDirectory(dir=shared) as scratch:
+    # the schedd keeps logging the removals into the folder for a moment: tolerate that at clean-up
+    with tempfile.TemporaryDirectory(dir=shared, ignore_cleanup_errors=True) as scratch:
         os.chmod(scratch, 0o777)
         rendered = rendered_sweep(Path(scratch), args.items)
         rows = rendered.rows
@@ -69,6 +71,8 @@ def main() -> None:
             singles = time.perf_counter() - start
         finally:
             schedd.act(htcondor2.JobAction.Remove, " || ".join(f"ClusterId == {c}" for c in clusters) or "false")
+    time.sleep(2)
+    shutil.rmtree(scratch, ignore_errors=True)
     print(f"items: {len(rows)}")
     print(f"one transaction with itemdata: {transaction:.3f} s (target <= 2 s)")
     print(f"{len(rows)} single-item submits: {singles:.3f} s")
