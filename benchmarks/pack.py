@@ -21,9 +21,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sweep.archive import write_tar_zstd
-from sweep.fs import sha256_file
 from sweep.elfscan import scan_tree
 from sweep.envfiles import SITE_DIR, select_site_packages
+from sweep.fs import sha256_file
 from sweep.pack import build_environment
 
 REPO = Path(__file__).resolve().parent.parent
