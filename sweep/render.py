@@ -20,6 +20,7 @@ from jinja2 import meta
 from sweep import __version__, names
 from sweep.errors import RenderError
 from sweep.pack import EnvManifest, Tarball
+from sweep.reasons import CPU_LACKS_AVX2
 from sweep.spec import Item, SweepSpec, fraction_label
 
 if TYPE_CHECKING:
@@ -32,7 +33,6 @@ SUBMIT_TEMPLATE = "submit.sub.j2"
 # comment: a path may hold none of them. Other characters are refused to keep lists parseable.
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./+@%:~=-]*$")
 SAFE_WORD = re.compile(r"^[A-Za-z0-9_.:+@%/=-]+$")
-SIGILL_HOLD_REASON = "this machine's CPU lacks AVX2, TensorFlow cannot run there"
 QUEUE_VARIABLES = ("item", "fraction", "replica", "seed", "subset_seed", "inputs")  # inputs last: it takes the rest of the line
 
 
@@ -266,7 +266,7 @@ def render_submission(
         "request_disk_kb": spec.resources.disk_kb,
         "requirements": spec.requirements,
         "environment": sorted((environment or {}).items()),
-        "sigill_hold_reason": SIGILL_HOLD_REASON,
+        "sigill_hold_reason": CPU_LACKS_AVX2,  # status recognises the hold by these words
         "max_retries": max_retries,
         "submit_token": submit_token,
         "submit_options": _checked_options(spec.submit_options),

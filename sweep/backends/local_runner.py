@@ -23,6 +23,7 @@ from pathlib import Path
 
 from sweep import names
 from sweep.backends.local import EventLog, process_start_ticks
+from sweep.job.host import ENV_MACHINE_MICROARCH, microarch_from_flags, read_cpuinfo
 from sweep.reasons import CPU_LACKS_AVX2, explain_exit, is_sigill
 from sweep.state import SweepDir
 
@@ -31,23 +32,7 @@ STOP_GRACE_SECONDS = 10.0
 
 def machine_microarch() -> str:
     """This machine's x86-64 level, as HTCondor's startd would advertise it in `Microarch`."""
-    try:
-        flags = set()
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        return "unknown"
-    levels = [
-        ("x86_64-v4", {"avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"}),
-        ("x86_64-v3", {"avx", "avx2", "bmi1", "bmi2", "f16c", "fma", "movbe", "xsave"}),
-        ("x86_64-v2", {"cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3"}),
-    ]
-    for level, required in levels:
-        if required <= flags and (level == "x86_64-v2" or {"cx16", "popcnt", "sse4_2"} <= flags):
-            return level
-    return "x86_64-v1" if flags else "unknown"
+    return microarch_from_flags(read_cpuinfo()[1]) or "unknown"
 
 
 class Runner:
@@ -178,7 +163,7 @@ class Runner:
             "LANG": "C.UTF-8",
             "_CONDOR_SCRATCH_DIR": str(sandbox),
             "OMP_NUM_THREADS": cpus,
-            "SWEEP_MACHINE_MICROARCH": self.microarch,
+            ENV_MACHINE_MICROARCH: self.microarch,
             names.ENV_CACHE_VARIABLE: self.run["env_cache"],
         }
         env.update(self.run.get("environment", {}))
