@@ -142,8 +142,7 @@ def derive_seed(base: int, *parts: object) -> int:
 
 def fraction_label(fraction: Decimal) -> str:
     """0.1 -> '0.1', 1.0 -> '1', 0.05 -> '0.05': short, exact, safe in file names."""
-    text = format(fraction.normalize(), "f")
-    return text
+    return format(fraction.normalize(), "f")
 
 
 @dataclass(frozen=True)

@@ -182,9 +182,7 @@ class SweepDir:
     def load(self) -> SweepManifest:
         try:
             data = read_json(self.manifest_path)
-        except StateError:
-            raise
-        except Exception as error:  # a SweepError from read_json: say which sweep it is
+        except SweepError as error:  # missing or garbled: say which sweep it is
             raise StateError(f"sweep {self.name!r} at {self.path} cannot be read: {error}") from None
         if not isinstance(data, dict):
             raise StateError(f"{self.manifest_path} does not hold a sweep manifest")

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sweep import __version__, names
 from sweep.backends import get_backend
@@ -32,6 +33,10 @@ from sweep.state import (
     open_sweep,
     remove_sweep_dir,
 )
+
+if TYPE_CHECKING:  # the data modules load only when a command needs them
+    from sweep.data.manifest import DataManifest
+    from sweep.data.plan import ItemDataPlan
 
 REQUIRED_CPU_FLAGS = ("avx", "avx2")  # what the TensorFlow wheels in the job environment need
 TEST_ENVIRONMENT = ("SWEEP_TEST_SIGILL_BELOW",)  # test switches passed from the submitting shell into jobs
@@ -83,7 +88,7 @@ def node_env_cache(folder: str | None, backend: str) -> dict[str, str]:
     return {names.ENV_CACHE_VARIABLE: folder}
 
 
-def plan_items(spec: SweepSpec, data_dir: Path, verify_data: bool = False) -> tuple[object, dict[str, object]]:
+def plan_items(spec: SweepSpec, data_dir: Path, verify_data: bool = False) -> tuple[DataManifest, dict[str, ItemDataPlan]]:
     """The data manifest and every item's plan. Shard sizes are always checked (a stat each);
     `verify_data` also re-hashes every shard, which reads the whole folder."""
     from sweep.data.manifest import load_data_manifest, verify_shards
@@ -95,23 +100,17 @@ def plan_items(spec: SweepSpec, data_dir: Path, verify_data: bool = False) -> tu
     return data, plans
 
 
-def data_summary(data: object) -> dict[str, object]:
+def data_summary(data: DataManifest) -> dict[str, object]:
     """What the report and the manifest keep of the dataset (so they need not open the shards)."""
-    splits = data.splits  # type: ignore[attr-defined]
     return {
-        "folder": str(data.folder),  # type: ignore[attr-defined]
-        "content_hash": data.content_hash,  # type: ignore[attr-defined]
-        "image_size": data.image_size,  # type: ignore[attr-defined]
-        "labels": list(data.labels),  # type: ignore[attr-defined]
-        "label_prevalence": data.label_prevalence("test"),  # type: ignore[attr-defined]
-        "train_images_total": _split_images(splits, "train"),
-        "test_images": _split_images(splits, "test"),
+        "folder": str(data.folder),
+        "content_hash": data.content_hash,
+        "image_size": data.image_size,
+        "labels": list(data.labels),
+        "label_prevalence": data.label_prevalence("test"),
+        "train_images_total": data.splits["train"].images,
+        "test_images": data.splits["test"].images,
     }
-
-
-def _split_images(splits: object, split: str) -> int:
-    value = splits[split] if isinstance(splits, Mapping) else getattr(splits, split)
-    return int(value["images"] if isinstance(value, Mapping) else value.images)
 
 
 def env_summary(env: EnvManifest, code: Tarball) -> dict[str, object]:
@@ -183,7 +182,7 @@ def dry_run(request: SubmitRequest) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         code = pack_job_code(Path(scratch))
     code = replace(code, path=sweep_dir / code.name)
-    rendered = render_for(request.spec, env, code, plans, sweep_dir, Path(data.folder).resolve(),  # type: ignore[attr-defined]
+    rendered = render_for(request.spec, env, code, plans, sweep_dir, Path(data.folder).resolve(),
                           request.max_retries, request.environment, "dry-run", request.submit_template)
     return rendered.full_text()
 
@@ -211,7 +210,7 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
     def build(tmp: Path) -> None:
         code = replace(pack_job_code(tmp), path=final / names.CODE_TARBALL)
         template = request.submit_template
-        rendered = render_for(spec, env, code, plans, final, Path(data.folder).resolve(),  # type: ignore[attr-defined]
+        rendered = render_for(spec, env, code, plans, final, Path(data.folder).resolve(),
                               request.max_retries, request.environment, token, template)
         manifest = SweepManifest(
             name=spec.name, spec=spec, backend=dict(request.backend), env=env_summary(env, code),
