@@ -45,21 +45,24 @@ def watch_sweep(sweeps_dir: Path, name: str, console: Console) -> None:
 
     from sweep.submission import wait_for_sweep
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[counts]}"), console=console, transient=False) as progress:
-        task = progress.add_task(f"sweep {name}", total=None, counts="")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[counts]}"), console=console, transient=False)
+    task = progress.add_task(f"sweep {name}", total=None, counts="")
 
-        def update(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) -> None:
-            settled = sum(1 for s in statuses.values() if s.state.is_settled)
-            progress.update(task, total=len(statuses), completed=settled, counts=counts_line(statuses))
+    def update(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) -> None:
+        settled = sum(1 for s in statuses.values() if s.state.is_settled)
+        progress.update(task, total=len(statuses), completed=settled, counts=counts_line(statuses))
 
-        try:
+    # A Ctrl-C at any moment from here on, the first poll included, gets the same answer.
+    try:
+        console.print(f"watching sweep {name}; Ctrl-C stops watching, not the jobs")
+        with progress:
             wait_for_sweep(sweeps_dir, name, update)
-        except KeyboardInterrupt:
-            progress.stop()
-            console.print(f"stopped watching; the jobs keep running. Follow again: sweep status {name} --watch; "
-                          f"stop them: sweep cancel {name}")
-            raise
+    except KeyboardInterrupt:
+        progress.stop()
+        console.print(f"stopped watching; the jobs keep running. Follow again: sweep status {name} --watch; "
+                      f"stop them: sweep cancel {name}")
+        raise
 
 
 def results_summary_table(results_csv: Path) -> Table:

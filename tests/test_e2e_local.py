@@ -105,6 +105,7 @@ def test_killed_job_fails_with_reason_and_only_it_is_resubmitted(shards: Path, t
     watcher = subprocess.Popen([*SWEEP, "status", "kill", "--watch", *common], stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     pid = wait_running_job(sweeps / "kill", "f1_r0")
+    assert "Ctrl-C stops watching, not the jobs" in watcher.stderr.readline()  # it is watching now
     watcher.send_signal(signal.SIGINT)  # Ctrl-C stops watching, never the jobs
     _, stderr = watcher.communicate(timeout=60)
     assert watcher.returncode == 130 and "the jobs keep running" in stderr
