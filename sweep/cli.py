@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from sweep import __version__
 from sweep.errors import SweepError
@@ -48,7 +49,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except SweepError as error:
-            err.print(f"[bold red]error:[/bold red] {error}", highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
             raise typer.Exit(EXIT_USER_ERROR) from None
         except KeyboardInterrupt:
             err.print("interrupted", highlight=False)
@@ -297,15 +298,23 @@ def _sweeps_dir_flag(sweeps_dir: Path) -> str:
 def status(
     name: SweepName,
     watch: Annotated[bool, typer.Option("--watch", help="Follow with a live progress bar until every item settles.")] = False,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=1, help="With --watch: stop watching after this many seconds and exit 2, "
+                     "saying which items still wait and why (the jobs keep running)."),
+    ] = None,
     as_json: JsonFlag = False,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
 ) -> None:
-    """Counts per state and one line per item, with failure and hold reasons in plain words."""
+    """Counts per state and one line per item, with failure and hold reasons in plain words.
+
+    Idle items say why when no slot of the pool matches their requirements (the failing clause).
+    """
     from sweep import submission
     from sweep.views import status_table, watch_sweep
 
     if watch:
-        watch_sweep(sweeps_dir, name, err)
+        watch_sweep(sweeps_dir, name, err, timeout=timeout)
     _, manifest, statuses = submission.sweep_statuses(sweeps_dir, name)
     if as_json:
         print_json(submission.status_payload(manifest, statuses))

@@ -70,7 +70,7 @@ def classad_string(value: object) -> str:
 
 
 def submit_expression(expression: object, what: str = "requirements",
-                      example: str = '(has_avx2 =?= true) && (Microarch >= "x86_64-v3")') -> str:
+                      example: str = '(has_avx2 =?= true) && (Memory >= 4096)') -> str:
     """A ClassAd expression on one line that parses on its own (so it cannot smuggle in commands)."""
     text = str(expression).strip()
     # a trailing backslash continues the line: the next command (or the queue statement) would join the value

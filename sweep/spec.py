@@ -20,9 +20,14 @@ FRACTION_FORMS = (
 DEFAULT_STEP = Decimal("0.1")
 MAX_ITEMS = 100_000  # far above any sane sweep; stops "0.000001..1:0.000001" from eating memory
 
-# TensorFlow's wheels need AVX (recent ones AVX2); `=?=` so machines that do not advertise
-# the attribute at all do not match instead of matching by accident.
-DEFAULT_REQUIREMENTS = '(has_avx2 =?= true) && (Microarch >= "x86_64-v3")'
+# What the TensorFlow wheels in the job environment need of the CPU: the job wrapper checks
+# these very flags (exit 132 if one is missing), and the default requirement asks the startd's
+# has_<flag> attributes for them and nothing else. Not `Microarch >= "x86_64-v3"`: that level
+# also needs abm, movbe, bmi1/2, f16c, fma and xsave in /proc/cpuinfo, which hypervisors often
+# hide on CPUs that do have AVX2; such a pool then matches no slot and every job stays idle.
+REQUIRED_CPU_FLAGS = ("avx", "avx2")
+# `=?=` so that machines which do not advertise an attribute at all do not match by accident.
+DEFAULT_REQUIREMENTS = " && ".join(f"(has_{flag} =?= true)" for flag in REQUIRED_CPU_FLAGS)
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import secrets
 import time
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -22,7 +23,7 @@ from sweep.errors import RenderError, SpecError, StateError, SweepError
 from sweep.fs import atomic_write_json, atomic_write_text
 from sweep.pack import EnvManifest, Tarball
 from sweep.render import RenderedSubmission, SubmitTemplate, render_submission, submit_word
-from sweep.spec import DEFAULT_REQUIREMENTS, SweepSpec
+from sweep.spec import DEFAULT_REQUIREMENTS, REQUIRED_CPU_FLAGS, SweepSpec
 from sweep.state import (
     ItemState,
     ItemStatus,
@@ -38,7 +39,6 @@ if TYPE_CHECKING:  # the data modules load only when a command needs them
     from sweep.data.manifest import DataManifest
     from sweep.data.plan import ItemDataPlan
 
-REQUIRED_CPU_FLAGS = ("avx", "avx2")  # what the TensorFlow wheels in the job environment need
 TEST_ENVIRONMENT = ("SWEEP_TEST_SIGILL_BELOW",)  # test switches passed from the submitting shell into jobs
 
 Progress = Callable[[str], None]
@@ -422,6 +422,21 @@ def wait_for_sweep(sweeps_dir: Path, name: str, on_update: Callable[[SweepManife
         if all(s.state.is_settled for s in statuses.values()):
             return statuses
         if deadline is not None and time.monotonic() > deadline:
-            raise StateError(f"sweep {name!r} did not finish within {timeout:.0f} s")
+            raise StateError(f"sweep {name!r} did not settle within {timeout:.0f} s: {unsettled_summary(statuses)}")
         time.sleep(interval)
+
+
+def unsettled_summary(statuses: Mapping[str, ItemStatus]) -> str:
+    """'3 idle, 1 running; idle f0.1_r0, f0.1_r1, ...: no slot matches ...': what still waits, and why."""
+    waiting = [s for s in statuses.values() if not s.state.is_settled]
+    counts = Counter(s.state.value for s in waiting)
+    text = ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+    by_reason: dict[str, list[str]] = {}
+    for status in waiting:
+        if status.reason:
+            by_reason.setdefault(f"{status.state.value} {status.reason}", []).append(status.item)
+    for reason, items in by_reason.items():
+        shown = ", ".join(items[:3]) + (f" and {len(items) - 3} more" if len(items) > 3 else "")
+        text += f"; {shown}: {reason}"
+    return text
 

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from sweep.state import ItemState, ItemStatus, SweepManifest
@@ -32,15 +33,19 @@ def status_table(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) ->
         status = statuses[str(row["item"])]
         wall = f"{status.wall_time:.1f}" if status.wall_time is not None else ""
         table.add_row(
-            str(row["item"]), str(row["fraction"]), str(row["replica"]),
+            escape(str(row["item"])), str(row["fraction"]), str(row["replica"]),
             f"[{STATE_STYLE[status.state]}]{status.state.value}[/]", str(status.attempts or ""),
-            status.host, wall, status.reason,
+            escape(status.host), wall, escape(status.reason),  # job- and pool-supplied text, never markup
         )  # fmt: skip
     return table
 
 
-def watch_sweep(sweeps_dir: Path, name: str, console: Console) -> None:
-    """A live bar until every item settles. Ctrl-C stops watching, never the jobs."""
+def watch_sweep(sweeps_dir: Path, name: str, console: Console, timeout: float | None = None) -> None:
+    """A live bar until every item settles (or `timeout` s pass: StateError). Ctrl-C stops watching, never the jobs.
+
+    Why items wait (no slot matches their requirements, a hold) is printed once per distinct reason,
+    so a sweep that cannot start says so instead of showing a bar that never moves.
+    """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from sweep.submission import wait_for_sweep
@@ -49,20 +54,36 @@ def watch_sweep(sweeps_dir: Path, name: str, console: Console) -> None:
                         TextColumn("{task.fields[counts]}"), console=console, transient=False)
     task = progress.add_task(f"sweep {name}", total=None, counts="")
 
+    said: set[str] = set()
+
     def update(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) -> None:
         settled = sum(1 for s in statuses.values() if s.state.is_settled)
         progress.update(task, total=len(statuses), completed=settled, counts=counts_line(statuses))
+        for line in waiting_reasons(statuses):
+            if line not in said:
+                said.add(line)
+                progress.console.print(escape(line), highlight=False, soft_wrap=True)
 
     # A Ctrl-C at any moment from here on, the first poll included, gets the same answer.
     try:
         console.print(f"watching sweep {name}; Ctrl-C stops watching, not the jobs")
         with progress:
-            wait_for_sweep(sweeps_dir, name, update)
+            wait_for_sweep(sweeps_dir, name, update, timeout=timeout)
     except KeyboardInterrupt:
         progress.stop()
         console.print(f"stopped watching; the jobs keep running. Follow again: sweep status {name} --watch; "
                       f"stop them: sweep cancel {name}")
         raise
+
+
+def waiting_reasons(statuses: Mapping[str, ItemStatus]) -> list[str]:
+    """One line per distinct reason that idle or held items give, with how many give it."""
+    counts: dict[tuple[str, str], int] = {}
+    for status in statuses.values():
+        if status.state in (ItemState.IDLE, ItemState.HELD) and status.reason:
+            key = (status.state.value, status.reason)
+            counts[key] = counts.get(key, 0) + 1
+    return [f"{n} {state}: {reason}" for (state, reason), n in counts.items()]
 
 
 def results_summary_table(results_csv: Path) -> Table:

@@ -51,7 +51,7 @@ def test_dry_run_prints_a_parsable_description_of_fifty_items_and_creates_nothin
     submit = htcondor2.Submit(done.stdout)
     rows = list(submit.itemdata())
     assert len(rows) == 50 and len({(r["fraction"], r["replica"]) for r in rows}) == 50
-    assert submit["requirements"] == '(has_avx2 =?= true) && (Microarch >= "x86_64-v3")'
+    assert submit["requirements"] == '(has_avx =?= true) && (has_avx2 =?= true)'
     assert "ExitSignal =?= 4" in submit["on_exit_hold"] and "lacks AVX2" in submit["on_exit_hold_reason"]
     inputs = submit["transfer_input_files"]
     assert ".tar.gz" in inputs and ".tar.zst" in inputs and names.CODE_TARBALL in inputs

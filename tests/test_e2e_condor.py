@@ -27,10 +27,19 @@ OLD_CPU = "x86_64-v2"
 NODE_ENV_CACHE = "/tmp/sweep-envs"  # the personal pool's /tmp is a node-local tmpfs, wiped by `down`
 
 
-def sweep_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+WATCH_LIMIT = "600"  # seconds: a sweep that cannot run fails the test with the reason, it never hangs it
+
+
+def run_sweep(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     # the pool's daemons run as another user and write the outputs and the event log: umask 0 here
-    done = subprocess.run([SWEEP, *args], capture_output=True, text=True, timeout=timeout, check=False,
+    return subprocess.run([SWEEP, *args], capture_output=True, text=True, timeout=timeout, check=False,
                           env={**os.environ, **(env or {})}, preexec_fn=lambda: os.umask(0))
+
+
+def sweep_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    if "--watch" in args:
+        args = (*args, "--timeout", WATCH_LIMIT)
+    done = run_sweep(*args, env=env, timeout=timeout)
     assert done.returncode == 0, f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
     return done
 
@@ -102,3 +111,36 @@ def test_sigill_on_the_old_slot_is_held_explained_and_resubmitted(condor_pool, p
     first, second = manifest["submissions"]
     assert sorted(second["items"]) == sorted(item["item"] for item in held)
     assert condor_pool.condor("condor_q", first["id"], "-af", "ProcId").stdout.strip() == ""  # held jobs removed
+
+
+def test_requirements_no_slot_matches_are_reported_with_the_failing_clause(condor_pool, pool_shards: Path) -> None:
+    sweeps = condor_pool.job_dir("sweeps")
+    common = ["--sweeps-dir", str(sweeps)]
+    sweep_cli("submit", "--backend", "condor", "--fractions", "1", "--replicas", "2", "--request-memory", "64GB",
+              "--data", str(pool_shards), "--name", "nomatch", "--epochs", "1", *common)
+    try:
+        watched = run_sweep("status", "nomatch", "--watch", "--timeout", "60", *common)
+        assert watched.returncode == 2, watched.stderr
+        clause = "`TARGET.Memory >= RequestMemory` (RequestMemory = 65536) is true on none of 4 slots"
+        assert f"2 idle: no slot matches its requirements: {clause}" in watched.stderr
+        assert "did not settle within 60 s: 2 idle" in watched.stderr.replace("\n", "")
+        items = json.loads(sweep_cli("status", "nomatch", "--json", *common).stdout)["items"]
+        assert [item["state"] for item in items] == ["idle", "idle"]
+        assert all(clause in item["reason"] for item in items)
+    finally:
+        sweep_cli("cancel", "nomatch", *common)
+
+
+def test_a_sweep_folder_the_pools_schedd_cannot_write_is_refused_at_submit(condor_pool, pool_shards: Path,
+                                                                            tmp_path: Path) -> None:
+    outside = tmp_path / "sweeps"  # not under the pool's shared folder: the schedd in the chroot cannot see it
+    done = run_sweep("submit", "--backend", "condor", "--fractions", "1", "--replicas", "1", "--data",
+                     str(pool_shards), "--name", "unseen", "--epochs", "1", "--sweeps-dir", str(outside))
+    assert done.returncode == 2, done.stdout + done.stderr
+    message = done.stderr.replace("\n", "")
+    assert f"could not write their event log {outside / 'unseen' / names.EVENT_LOG}" in message
+    assert "the jobs were removed" in message and "$SWEEP_POOL_SHARED" in message
+    assert not (outside / "unseen").exists()
+    queued = condor_pool.condor("condor_q", "-allusers", "-constraint", f'Iwd == "{outside / "unseen"}" && JobStatus =!= 3',
+                                "-af", "ClusterId").stdout
+    assert queued.strip() == ""

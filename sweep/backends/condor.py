@@ -7,16 +7,19 @@ log is the source of truth for item states, so a schedd restart loses nothing.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 
 from sweep.backends.base import latest_submission_of_items, wait_until_terminal
+from sweep.backends.matchmaking import analyze_job
 from sweep.errors import BackendError
 from sweep.reasons import explain_exit, explain_hold
 from sweep.render import RenderedSubmission
 from sweep.state import ItemState, ItemStatus, Submission, SweepDir, SweepManifest
 
+EVENT_LOG_GRACE = 5.0  # seconds: the log is there when submit returns (measured); allow for a slow disk
 STALE_SESSION = "SECMAN:2004"  # "Server rejected our session id"
 REACH_ADVICE = (
     "check that CONDOR_CONFIG points at this submit node's configuration (for the project's personal pool: "
@@ -73,7 +76,35 @@ class CondorBackend:
         rows = [dict(row) for row in rendered.rows]
         result = self._call("accept the submission", lambda: schedd.submit(description, itemdata=iter(rows)))
         cluster = result.cluster()
+        self._check_event_log_written(schedd, sweep, cluster)
         return Submission(id=str(cluster), items=tuple(row["item"] for row in rows), submitted_at=time.time(), token=token)
+
+    def _check_event_log_written(self, schedd, sweep: SweepDir, cluster: int) -> None:
+        """The schedd writes every job's submit event into the sweep's log as it commits the transaction.
+
+        No log means the schedd cannot see or write the sweep folder (a pool in a container or chroot,
+        a folder only the submitting user may write): its jobs would be held or stay idle for ever
+        while the log that status reads says nothing. Take them out again and say what to change.
+        """
+        deadline = time.monotonic() + EVENT_LOG_GRACE
+        while not sweep.event_log.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if sweep.event_log.exists():
+            return
+        htcondor2 = _bindings()
+        owner = ""
+        with contextlib.suppress(Exception):  # the owner only makes the advice more precise
+            ads = schedd.query(f"ClusterId == {int(cluster)}", ["Owner"], limit=1)
+            owner = str(ads[0].get("Owner", "")) if ads else ""
+        self._call("remove the jobs", lambda: schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}",
+                                                         reason="sweep: the schedd cannot write the event log"))
+        raise BackendError(
+            f"the schedd accepted the jobs but could not write their event log {sweep.event_log}, so it cannot "
+            f"run them (their initial directory is {sweep.path}); the jobs were removed. Accepted: a --sweeps-dir "
+            f"that the schedd sees at the same path and may write to as the jobs' owner{f' ({owner})' if owner else ''}"
+            "; for the project's personal pool that is a folder under $SWEEP_POOL_SHARED, e.g. "
+            '--sweeps-dir "$SWEEP_POOL_SHARED/sweeps" created with umask 0 (see docs/personal-pool.md)'
+        )
 
     def poll(self, sweep: SweepDir, manifest: SweepManifest) -> dict[str, ItemStatus]:
         latest = latest_submission_of_items(manifest)
@@ -85,27 +116,51 @@ class CondorBackend:
             if item is None or latest[item].id != str(event.cluster):
                 continue  # an attempt of a submission that a resubmit has replaced
             statuses[item] = apply_event(statuses[item], event, sweep.item_output(item))
-        return self._add_held_machines(statuses)
+        return self._reconcile_with_queue(statuses)
 
-    def _add_held_machines(self, statuses: dict[str, ItemStatus]) -> dict[str, ItemStatus]:
-        """A held job wrote no metrics: ask the schedd which machine (and Microarch) it was held on."""
-        held = {s.submission for s in statuses.values() if s.state is ItemState.HELD and not s.microarch}
-        if not held:
+    def _reconcile_with_queue(self, statuses: dict[str, ItemStatus]) -> dict[str, ItemStatus]:
+        """What the event log cannot say yet: the machine of a held job, and why an idle job waits.
+
+        The log stays the source of truth for states; the queue only adds a hold the log lacks (a log
+        that lags or cannot be written) and, for idle jobs, HTCondor's matchmaking analysis.
+        """
+        waiting = sorted({s.submission for s in statuses.values() if s.state in (ItemState.IDLE, ItemState.HELD)} - {""})
+        if not waiting:
             return statuses
-        constraint = " || ".join(f"ClusterId == {int(c)}" for c in sorted(held))
+        constraint = " || ".join(f"ClusterId == {int(c)}" for c in waiting)
         try:
-            ads = self.schedd().query(f"JobStatus == 5 && ({constraint})",
-                                      ["SweepItem", "MachineAttrMachine0", "MachineAttrMicroarch0"])
-        except Exception:  # the machine is a nicety here; state comes from the event log alone
+            schedd = self.schedd()
+            ads = schedd.query(f"(JobStatus == 1 || JobStatus == 5) && ({constraint})", QUEUE_PROJECTION)
+        except Exception:  # the queue is a nicety here; state comes from the event log alone
             return statuses
+        idle_jobs: dict[str, tuple[int, int]] = {}
         for ad in ads:
             item = str(ad.get("SweepItem", ""))
-            if item in statuses and statuses[item].state is ItemState.HELD:
-                statuses[item] = statuses[item].with_changes(
-                    host=str(ad.get("MachineAttrMachine0", statuses[item].host)),
-                    microarch=str(ad.get("MachineAttrMicroarch0", "")),
-                )
+            status = statuses.get(item)
+            if status is None or status.submission != str(ad.get("ClusterId")):
+                continue  # a job of a submission that a resubmit has replaced
+            if int(ad.get("JobStatus", 0)) == HELD_IN_QUEUE:
+                statuses[item] = _held_from_queue(status, ad)
+            elif status.state is ItemState.IDLE:
+                idle_jobs[item] = (int(ad["ClusterId"]), int(ad["ProcId"]))
+        for item, reason in self._why_idle(schedd, idle_jobs).items():
+            statuses[item] = statuses[item].with_changes(reason=reason)
         return statuses
+
+    def _why_idle(self, schedd, idle_jobs: Mapping[str, tuple[int, int]]) -> dict[str, str]:
+        """item -> why no slot matches it, for the idle items whose job matches none (one analysis per cluster)."""
+        if not idle_jobs:
+            return {}
+        reasons_by_cluster: dict[int, str] = {}
+        for cluster, proc in sorted({jobs[0]: jobs for jobs in idle_jobs.values()}.values()):
+            reasons_by_cluster[cluster] = _cached_analysis(self, schedd, cluster, proc)
+        return {item: reasons_by_cluster[job[0]] for item, job in idle_jobs.items() if reasons_by_cluster[job[0]]}
+
+    def slot_ads(self) -> list:
+        """Every slot ad of the pool, as condor_status sees it."""
+        htcondor2 = _bindings()
+        collector = htcondor2.Collector(self.pool) if self.pool else htcondor2.Collector()
+        return list(collector.query(htcondor2.AdTypes.Startd))
 
     def cancel(self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None) -> list[str]:
         htcondor2 = _bindings()
@@ -122,7 +177,8 @@ class CondorBackend:
 
     def find_submission(self, sweep: SweepDir, manifest: SweepManifest, token: str) -> Submission | None:
         schedd = self.schedd()
-        constraint = f'SweepSubmitToken == "{token}"'
+        # jobs removed (JobStatus 3) were taken out again, e.g. by the event-log check above: nothing to adopt
+        constraint = f'SweepSubmitToken == "{token}" && JobStatus =!= 3'
         projection = ["ClusterId", "ProcId", "SweepItem", "QDate"]
         ads = self._call("list the jobs", lambda: schedd.query(constraint, projection))
         ads += self._call("read the history", lambda: schedd.history(constraint, projection))
@@ -131,6 +187,38 @@ class CondorBackend:
         ads = sorted({(int(ad["ClusterId"]), int(ad["ProcId"])): ad for ad in ads}.values(), key=lambda ad: int(ad["ProcId"]))
         return Submission(id=str(ads[0]["ClusterId"]), items=tuple(str(ad["SweepItem"]) for ad in ads),
                           submitted_at=float(ads[0].get("QDate", time.time())), token=token)
+
+
+HELD_IN_QUEUE = 5  # JobStatus
+QUEUE_PROJECTION = ["SweepItem", "ClusterId", "ProcId", "JobStatus", "HoldReason", "HoldReasonCode",
+                    "HoldReasonSubCode", "MachineAttrMachine0", "MachineAttrMicroarch0"]
+ANALYSIS_TTL = 30.0  # seconds: a watch polls every second; the pool's slots change far more slowly
+_analyses: dict[tuple[str, int], tuple[float, str]] = {}
+
+
+def _held_from_queue(status: ItemStatus, ad: Mapping) -> ItemStatus:
+    """A held job as the queue shows it: the log's own hold event, or the queue's if the log has none yet."""
+    machine = {"host": str(ad.get("MachineAttrMachine0", status.host)),
+               "microarch": str(ad.get("MachineAttrMicroarch0", status.microarch))}
+    if status.state is ItemState.HELD:  # a held job wrote no metrics: the queue knows where it was held
+        return status if status.microarch else status.with_changes(**machine)
+    reason = explain_hold(_int(ad.get("HoldReasonCode")), _int(ad.get("HoldReasonSubCode")), str(ad.get("HoldReason", "")))
+    return status.with_changes(state=ItemState.HELD, reason=reason, **machine)
+
+
+def _cached_analysis(backend: CondorBackend, schedd, cluster: int, proc: int) -> str:
+    """Why job cluster.proc matches no slot ('' if it does), computed at most once per ANALYSIS_TTL."""
+    key = (backend.pool or "", cluster)
+    now = time.monotonic()
+    if key in _analyses and now - _analyses[key][0] < ANALYSIS_TTL:
+        return _analyses[key][1]
+    try:
+        jobs = schedd.query(f"ClusterId == {cluster} && ProcId == {proc}", limit=1)
+        reason = analyze_job(jobs[0], backend.slot_ads()).explain() if jobs else ""
+    except Exception:  # an analysis that cannot be made says nothing rather than something wrong
+        reason = ""
+    _analyses[key] = (now, reason)
+    return reason
 
 
 def _one_line(error: BaseException) -> str:
