@@ -7,8 +7,8 @@ import signal
 
 import pandas as pd
 
-from analysis import columns as C
-from analysis.tables import CANCELLED, FAILED, OUTCOME, PENDING, machine_name
+from sweep import results_schema as C
+from sweep.analysis.tables import CANCELLED, FAILED, OUTCOME, PENDING, machine_name
 
 FAILURE_COLUMNS = ("item", "fraction", "replica", "state", "reason", "machine")
 

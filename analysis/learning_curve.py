@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from analysis import stats
-from analysis.stats import Bootstrap, CurveFit, ImagesNeeded
+from sweep.analysis import stats
+from sweep.analysis.stats import Bootstrap, CurveFit, ImagesNeeded
 
 DEFAULT_RESAMPLES = 1000
 DEFAULT_SEED = 20210512  # the date of the report this project grew from; any fixed value would do

@@ -19,9 +19,9 @@ from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter, NullLocator
 
-from analysis import columns as C
-from analysis.learning_curve import LearningCurve
-from analysis.tables import OK, OUTCOME, Label
+from sweep import results_schema as C
+from sweep.analysis.learning_curve import LearningCurve
+from sweep.analysis.tables import OK, OUTCOME, Label
 
 CHANCE_AUC = 0.5
 _DPI = 110

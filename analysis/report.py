@@ -16,9 +16,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import learning_curve, plots, sections, tables
-from analysis.failures import failures_table, pending_count
-from analysis.files import (
+from sweep.analysis import learning_curve, plots, sections, tables
+from sweep.analysis.failures import failures_table, pending_count
+from sweep.analysis.files import (
     LEARNING_CURVE_PNG,
     MACHINES_PNG,
     PER_LABEL_PNG,
@@ -28,8 +28,8 @@ from analysis.files import (
     prepare_out_dir,
     write_atomic,
 )
-from analysis.learning_curve import LearningCurve
-from analysis.stats import percentile_interval
+from sweep.analysis.learning_curve import LearningCurve
+from sweep.analysis.stats import percentile_interval
 from sweep.errors import AnalysisError
 
 

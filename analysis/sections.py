@@ -14,12 +14,12 @@ from typing import Any
 import pandas as pd
 
 import sweep
-from analysis import columns as C
-from analysis import files as F
-from analysis.learning_curve import LearningCurve
-from analysis.page import Image, Page, Section, Table, render_page
-from analysis.stats import percentile_interval
-from analysis.tables import OK, OUTCOME, Label
+from sweep import results_schema as C
+from sweep.analysis import files as F
+from sweep.analysis.learning_curve import LearningCurve
+from sweep.analysis.page import Image, Page, Section, Table, render_page
+from sweep.analysis.stats import percentile_interval
+from sweep.analysis.tables import OK, OUTCOME, Label
 
 _DASH = "–"
 
@@ -45,7 +45,7 @@ def sweep_name(sweep_info: Mapping[str, Any]) -> str:
 
 
 def build_page(facts: SweepFacts, sweep_info: Mapping[str, Any], images: Mapping[str, bytes]) -> str:
-    """The whole HTML page; `images` maps the PNG file names of analysis.files to their bytes."""
+    """The whole HTML page; `images` maps the PNG file names of sweep.analysis.files to their bytes."""
     png = {name: Image(data, _ALT[name], name) for name, data in images.items()}
     curve_png, label_png = png[F.LEARNING_CURVE_PNG], png[F.PER_LABEL_PNG]
     runtime_png, machine_png = png[F.RUNTIME_PNG], png[F.MACHINES_PNG]

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from analysis import columns as C
-from analysis.stats import t_interval
+from sweep import results_schema as C
+from sweep.analysis.stats import t_interval
 from sweep.errors import AnalysisError
 
 # What became of an item, as the report counts it (OUTCOME column added by `prepare_results`).

@@ -21,13 +21,14 @@ from pathlib import Path
 import pandas as pd
 
 from sweep.backends.local import local_slots
-from sweep.cli import DEFAULT_ENV_CACHE, DEFAULT_REQUIREMENTS_FILE
 from sweep.collect import collect_sweep
 from sweep.data.shard import shard_dataset
 from sweep.data.synth import synthesize
 from sweep.fs import read_json
+from sweep.resources import default_env_cache, job_requirements
 from sweep.spec import SweepSpec, parse_fractions
-from sweep.submission import SubmitRequest, submit_sweep, wait_for_sweep
+from sweep.submitting import SubmitRequest, submit_sweep
+from sweep.tracking import wait_for_sweep
 
 
 def main() -> None:
@@ -44,7 +45,7 @@ def main() -> None:
         spec = SweepSpec(name="bench", fractions=parse_fractions("0.25..1:0.25"), replicas=args.replicas,
                          epochs=args.epochs)
         request = SubmitRequest(spec=spec, data_dir=root / "shards", sweeps_dir=root / "sweeps",
-                                requirements_file=DEFAULT_REQUIREMENTS_FILE, env_cache=DEFAULT_ENV_CACHE,
+                                requirements_file=job_requirements(), env_cache=default_env_cache(),
                                 backend={"name": "local"})
         started = time.monotonic()
         sweep, manifest = submit_sweep(request)

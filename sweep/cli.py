@@ -7,59 +7,38 @@ are imported inside the commands so that `sweep --help` stays instant.
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
 from sweep import __version__
+from sweep.cli_common import (
+    DEFAULT_SWEEPS_DIR,
+    BackendName,
+    JsonFlag,
+    SweepName,
+    SweepsDir,
+    err,
+    out,
+    print_json,
+    say,
+    user_errors,
+    whole_number,
+)
+from sweep.cli_data import data_app
+from sweep.data.layout import SYNTH_SIZES
 from sweep.errors import SweepError
 
 app = typer.Typer(
     name="sweep",
     help="Train one model per (data fraction x replica) on HTCondor or locally, collect AUC and timings, report the learning curve.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_show_locals=False,
 )
-data_app = typer.Typer(help="Make and prepare datasets in the ChestX-ray14 layout.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-# Piped output (grep, files) gets one line per table row instead of rich's 80-column folding.
-out = Console(width=None if sys.stdout.isatty() else 240)
-err = Console(stderr=True)
-
-EXIT_USER_ERROR = 2
-EXIT_INTERRUPTED = 130
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_errors(fn: F) -> F:
-    """Turn a SweepError into a message and exit 2; Ctrl-C into a short note and exit 130."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except SweepError as error:
-            err.print(f"[bold red]error:[/bold red] {escape(str(error))}", highlight=False, soft_wrap=True)
-            raise typer.Exit(EXIT_USER_ERROR) from None
-        except KeyboardInterrupt:
-            err.print("interrupted", highlight=False)
-            raise typer.Exit(EXIT_INTERRUPTED) from None
-
-    return wrapper  # type: ignore[return-value]
-
-
-def print_json(payload: object) -> None:
-    sys.stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
 
 
 def version_callback(value: bool) -> None:
@@ -78,28 +57,29 @@ def main(
 
 
 # ---------------------------------------------------------------- shared options
-SweepsDir = Annotated[
-    Path, typer.Option("--sweeps-dir", help="Folder that holds the sweep directories.", show_default=True)
+# Both defaults are looked up when a command runs (sweep.resources): the lock file is package data,
+# the cache folder follows $SWEEP_ENV_CACHE_DIR.
+RequirementsFile = Annotated[
+    Path | None,
+    typer.Option("--requirements", help="Locked requirements of the job environment.",
+                 show_default="the lock file shipped with sweep"),
 ]
-SweepName = Annotated[str, typer.Argument(help="The sweep's name (a folder under --sweeps-dir).")]
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
-DEFAULT_SWEEPS_DIR = Path("sweeps")
-DEFAULT_REQUIREMENTS_FILE = Path(__file__).resolve().parent.parent / "envs" / "requirements-job.txt"
-DEFAULT_ENV_CACHE = DEFAULT_REQUIREMENTS_FILE.parent / "cache"
+EnvCache = Annotated[
+    Path | None,
+    typer.Option("--cache", help="Where environment tarballs are kept.",
+                 show_default="$SWEEP_ENV_CACHE_DIR or ~/.cache/sweep/envs"),
+]
 
 
 @app.command()
 @user_errors
-def pack(
-    requirements: Annotated[
-        Path, typer.Option("--requirements", help="Locked requirements of the job environment.")
-    ] = DEFAULT_REQUIREMENTS_FILE,
-    cache: Annotated[Path, typer.Option("--cache", help="Where built tarballs are kept.")] = DEFAULT_ENV_CACHE,
-    as_json: JsonFlag = False,
-) -> None:
+def pack(requirements: RequirementsFile = None, cache: EnvCache = None, as_json: JsonFlag = False) -> None:
     """Build (or find in the cache) the interpreter and dependency tarballs every job unpacks."""
     from sweep import pack as packing
+    from sweep import resources
 
+    requirements = requirements or resources.job_requirements()
+    cache = cache or resources.default_env_cache()
     with err.status("packing the job environment") as status:
         result = packing.build_environment(requirements, cache, progress=lambda msg: status.update(msg))
     env = result.env
@@ -121,78 +101,18 @@ def pack(
                   soft_wrap=True)
 
 
-@data_app.command("synth")
-@user_errors
-def data_synth(
-    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="New folder for the dataset.")],
-    images: Annotated[int, typer.Option("--images", help="Number of images.")] = 2000,
-    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 64,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same dataset.")] = 0,
-) -> None:
-    """Generate a synthetic look-alike of NIH ChestX-ray14 (same layout, labels and imbalance)."""
-    from sweep.data.synth import synthesize
-
-    with _progress("synthesizing images") as report:
-        summary = synthesize(out_dir, images=images, size=size, seed=seed, progress=report)
-    out.print(f"wrote {summary}")
-
-
-@data_app.command("shard")
-@user_errors
-def data_shard(
-    src: Annotated[Path, typer.Argument(metavar="SRC", help="A folder in the ChestX-ray14 layout.")],
-    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="New folder for the TFRecord shards.")],
-    size: Annotated[int, typer.Option("--size", help="Resize images to SIZE x SIZE pixels.")] = 64,
-) -> None:
-    """Validate a ChestX-ray14-layout folder and write patient-split TFRecord shards + manifest.json."""
-    from sweep.data.shard import shard_dataset
-
-    with _progress("sharding images") as report:
-        manifest = shard_dataset(src, out_dir, size=size, progress=report)
-    out.print(f"wrote {manifest.summary()}")
-
-
-class _ProgressReporter:
-    """A progress callback (done, total) drawn as a rich progress bar."""
-
-    def __init__(self, description: str) -> None:
-        from rich.progress import Progress
-
-        self._progress = Progress(console=err, transient=True)
-        self._task = self._progress.add_task(description, total=None)
-
-    def __enter__(self) -> Callable[[int, int], None]:
-        self._progress.start()
-        return self.update
-
-    def __exit__(self, *exc: object) -> None:
-        self._progress.stop()
-
-    def update(self, done: int, total: int) -> None:
-        self._progress.update(self._task, completed=done, total=total)
-
-
-def _progress(description: str) -> _ProgressReporter:
-    return _ProgressReporter(description)
-
-
-def not_yet(command: str, issue: int) -> None:
-    """Commands whose body belongs to a later issue say so plainly instead of faking output."""
-    raise SweepError(f"`sweep {command}` is not implemented yet (tracked in issue {issue})")
-
-
 @app.command()
 @user_errors
 def submit(
     fractions: Annotated[str, typer.Option("--fractions", help="0.1..1.0, 0.1..1.0:0.05 or 0.05,0.1,0.5")],
-    replicas: Annotated[str, typer.Option("--replicas", help="Replicas per fraction (>= 1).")],
+    replicas: Annotated[int, whole_number("--replicas", "Replicas per fraction.", 1, 10_000)],
     data: Annotated[Path, typer.Option("--data", help="Folder of shards written by `sweep data shard`.")],
     name: Annotated[str | None, typer.Option("--name", help="Sweep name (default: sweep-DATE-TIME).")] = None,
-    backend: Annotated[str, typer.Option("--backend", help="local or condor.")] = "local",
-    epochs: Annotated[str, typer.Option("--epochs", help="Training epochs per job.")] = "5",
-    batch_size: Annotated[str, typer.Option("--batch-size", help="Training batch size.")] = "32",
+    backend: Annotated[BackendName, typer.Option("--backend", help="Where the jobs run.")] = BackendName.local,
+    epochs: Annotated[int, whole_number("--epochs", "Training epochs per job.", 1, 10_000)] = 5,
+    batch_size: Annotated[int, whole_number("--batch-size", "Training batch size.", 1, 65_536)] = 32,
     seed: Annotated[int, typer.Option("--seed", help="Base seed; every item's seed derives from it.")] = 0,
-    request_cpus: Annotated[str, typer.Option("--request-cpus", help="CPUs per job.")] = "1",
+    request_cpus: Annotated[int, whole_number("--request-cpus", "CPUs per job.", 1, 1024)] = 1,
     request_memory: Annotated[str, typer.Option("--request-memory", help="Memory per job, e.g. 4GB (bare number: MB).")] = "2GB",
     request_disk: Annotated[str, typer.Option("--request-disk", help="Disk per job, e.g. 8GB (bare number: KB).")] = "3GB",
     require: Annotated[
@@ -201,13 +121,11 @@ def submit(
     no_require_avx: Annotated[
         bool, typer.Option("--no-require-avx", help="Drop the default AVX2 requirement (jobs may then SIGILL and be held).")
     ] = False,
-    max_retries: Annotated[str, typer.Option("--max-retries", help="Retries of a failed job (not of a SIGILL hold).")] = "1",
+    max_retries: Annotated[int, whole_number("--max-retries", "Retries of a failed job (not of a SIGILL hold).", 0, 100)] = 1,
     schedd: Annotated[str | None, typer.Option("--schedd", help="condor: schedd name (default: the local one).")] = None,
     pool: Annotated[str | None, typer.Option("--pool", help="condor: collector host[:port] (default: CONDOR_CONFIG's).")] = None,
-    requirements_file: Annotated[
-        Path, typer.Option("--requirements", help="Locked requirements of the job environment.")
-    ] = DEFAULT_REQUIREMENTS_FILE,
-    cache: Annotated[Path, typer.Option("--cache", help="Where environment tarballs are kept.")] = DEFAULT_ENV_CACHE,
+    requirements_file: RequirementsFile = None,
+    cache: EnvCache = None,
     replace: Annotated[
         bool, typer.Option("--replace", help="Cancel and discard an existing sweep of the same name.")
     ] = False,
@@ -218,6 +136,7 @@ def submit(
     ] = None,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the submit description; create nothing.")] = False,
+    as_json: JsonFlag = False,
     verify_data: Annotated[
         bool, typer.Option("--verify-data", help="Re-hash every shard against manifest.json (sizes are always checked).")
     ] = False,
@@ -236,8 +155,8 @@ def submit(
     import os
     import time as _time
 
+    from sweep import resources, submitting
     from sweep import spec as specs
-    from sweep import submission
     from sweep.render import parse_submit_option, submit_expression
 
     if require is not None and no_require_avx:
@@ -245,39 +164,44 @@ def submit(
     sweep_spec = specs.SweepSpec(
         name=specs.validate_name(name or _time.strftime("sweep-%Y%m%d-%H%M%S")),
         fractions=specs.parse_fractions(fractions),
-        replicas=specs.parse_replicas(replicas),
+        replicas=replicas,
         seed=seed,
-        epochs=specs.parse_positive_int("epochs", epochs, maximum=10_000),
-        batch_size=specs.parse_positive_int("batch-size", batch_size, maximum=65_536),
+        epochs=epochs,
+        batch_size=batch_size,
         resources=specs.Resources(
-            cpus=specs.parse_positive_int("request-cpus", request_cpus, maximum=1024),
+            cpus=request_cpus,
             memory_mb=specs.parse_memory_mb(request_memory),
             disk_kb=specs.parse_disk_kb(request_disk),
         ),
         requirements=None if no_require_avx else (require if require is not None else specs.DEFAULT_REQUIREMENTS),
-        backend=specs.validate_backend(backend),
+        backend=backend.value,
         submit_options=tuple(parse_submit_option(option) for option in submit_option or ()),
     )
     if sweep_spec.requirements is not None:
         submit_expression(sweep_spec.requirements)
-    retries = specs.parse_positive_int("max-retries", max_retries, minimum=0, maximum=100)
-    request = submission.SubmitRequest(
-        spec=sweep_spec, data_dir=data.resolve(), sweeps_dir=sweeps_dir, requirements_file=requirements_file,
-        env_cache=cache.resolve(), backend=_backend_settings(backend, schedd, pool), max_retries=retries,
+    request = submitting.SubmitRequest(
+        spec=sweep_spec, data_dir=data.resolve(), sweeps_dir=sweeps_dir,
+        requirements_file=requirements_file or resources.job_requirements(),
+        env_cache=(cache or resources.default_env_cache()).resolve(),
+        backend=_backend_settings(backend.value, schedd, pool), max_retries=max_retries,
         replace_existing=replace,
-        environment={**submission.test_environment(os.environ), **submission.node_env_cache(node_env_cache, backend)},
+        environment={**submitting.test_environment(os.environ), **submitting.node_env_cache(node_env_cache, backend.value)},
         verify_data=verify_data,
-        submit_template=submission.load_submit_template(submit_template) if submit_template else None,
+        submit_template=submitting.load_submit_template(submit_template) if submit_template else None,
     )
     if dry_run:
-        sys.stdout.write(submission.dry_run(request))
+        sys.stdout.write(submitting.dry_run(request))
         return
     with err.status("submitting") as spinner:
-        sweep, manifest = submission.submit_sweep(request, progress=lambda msg: spinner.update(msg))
+        sweep, manifest = submitting.submit_sweep(request, progress=lambda msg: spinner.update(msg))
     last = manifest.submissions[-1]
-    out.print(f"sweep {manifest.name!r}: {len(last.items)} items submitted to the {backend} backend ({last.id})")
-    out.print(f"  folder: {sweep.path}")
-    out.print(f"  follow: sweep status {manifest.name} --watch" + _sweeps_dir_flag(sweeps_dir))
+    if as_json:
+        print_json({"name": manifest.name, "backend": backend.value, "submission": last.id, "items": list(last.items),
+                    "folder": str(sweep.path)})
+        return
+    say(f"sweep {manifest.name!r}: {len(last.items)} items submitted to the {backend.value} backend ({last.id})")
+    say(f"  folder: {sweep.path}")
+    say(f"  follow: sweep status {manifest.name} --watch" + _sweeps_dir_flag(sweeps_dir))
 
 
 def _backend_settings(backend: str, schedd: str | None, pool: str | None) -> dict[str, str]:
@@ -310,14 +234,14 @@ def status(
 
     Idle items say why when no slot of the pool matches their requirements (the failing clause).
     """
-    from sweep import submission
+    from sweep import tracking
     from sweep.views import status_table, watch_sweep
 
     if watch:
         watch_sweep(sweeps_dir, name, err, timeout=timeout)
-    _, manifest, statuses = submission.sweep_statuses(sweeps_dir, name)
+    _, manifest, statuses = tracking.sweep_statuses(sweeps_dir, name)
     if as_json:
-        print_json(submission.status_payload(manifest, statuses))
+        print_json(tracking.status_payload(manifest, statuses))
         return
     out.print(status_table(manifest, statuses))
 
@@ -337,7 +261,7 @@ def collect(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR, as_json
     out.print(f"{result.rows} rows ({counts})")
     out.print(f"  {result.parquet}\n  {result.csv}")
     for problem in result.problems:
-        out.print(f"  [yellow]problem:[/yellow] {problem}")
+        out.print(f"  [yellow]problem:[/yellow] {escape(problem)}")
 
 
 @app.command()
@@ -350,15 +274,17 @@ def report(
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
 ) -> None:
     """Draw the data-size-versus-AUC curve, runtimes and failures into report.html (+ PNGs, summary.csv)."""
+    from sweep.extras import require_extra
     from sweep.reporting import report_sweep
 
+    require_extra("report", "report")
     summary = report_sweep(sweeps_dir, name, out_dir=out_dir, target_auc=target_auc)
     if as_json:
         sys.stdout.write(summary.to_json() + "\n")
         return
-    out.print(summary.statement)
+    say(summary.statement)
     for warning in summary.warnings:
-        out.print(f"  [yellow]warning:[/yellow] {warning}")
+        out.print(f"  [yellow]warning:[/yellow] {escape(warning)}")
     out.print(f"report: {summary.files['report']}")
 
 
@@ -369,52 +295,61 @@ def resubmit(
     failed: Annotated[bool, typer.Option("--failed", help="Resubmit the failed and held items (required).")] = False,
     require: Annotated[str | None, typer.Option("--require", help="Requirements for the resubmitted items.")] = None,
     no_require_avx: Annotated[bool, typer.Option("--no-require-avx", help="No CPU requirement for them.")] = False,
+    as_json: JsonFlag = False,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
 ) -> None:
     """Run the failed and held items of a sweep again, as one new submission."""
-    from sweep import submission
+    from sweep import submitting
 
     if not failed:
         raise SweepError("say which items to resubmit; accepted: --failed (the failed and held items)")
     if require is not None and no_require_avx:
         raise SweepError("--require and --no-require-avx contradict each other; accepted: one of them, or neither")
-    items, note = submission.resubmit_failed(sweeps_dir, name, require=require, no_require_avx=no_require_avx)
-    out.print(f"resubmitted {len(items)} items: {', '.join(items)}")
+    items, note = submitting.resubmit_failed(sweeps_dir, name, require=require, no_require_avx=no_require_avx)
+    if as_json:
+        print_json({"name": name, "items": items, "requirements_note": note})
+        return
+    say(f"resubmitted {len(items)} items: {', '.join(items)}")
     if note:
-        out.print(f"  {note}")
+        say(f"  {note}")
 
 
 @app.command()
 @user_errors
-def cancel(name: SweepName, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
+def cancel(name: SweepName, as_json: JsonFlag = False, sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR) -> None:
     """Stop every item of a sweep that has not finished."""
-    from sweep import submission
+    from sweep import tracking
 
-    stopped = submission.cancel_sweep(sweeps_dir, name)
-    out.print(f"cancelled {len(stopped)} items" + (f": {', '.join(stopped)}" if stopped else " (nothing was unfinished)"))
+    stopped = tracking.cancel_sweep(sweeps_dir, name)
+    if as_json:
+        print_json({"name": name, "cancelled": stopped})
+        return
+    say(f"cancelled {len(stopped)} items" + (f": {', '.join(stopped)}" if stopped else " (nothing was unfinished)"))
 
 
 @app.command()
 @user_errors
 def demo(
     workdir: Annotated[Path, typer.Option("--dir", help="Folder for the dataset, shards and the sweep.")] = Path("demo"),
-    images: Annotated[int, typer.Option("--images", help="Synthetic images.")] = 2000,
-    size: Annotated[int, typer.Option("--size", help="Image side in pixels.")] = 64,
+    images: Annotated[int, whole_number("--images", "Synthetic images.", 1, 10_000_000)] = 2000,
+    size: Annotated[int, whole_number("--size", "Image side in pixels.", *SYNTH_SIZES)] = 64,
     fractions: Annotated[str, typer.Option("--fractions", help="Training-data fractions.")] = "0.1..1.0",
-    replicas: Annotated[int, typer.Option("--replicas", help="Replicas per fraction.")] = 3,
-    epochs: Annotated[int, typer.Option("--epochs", help="Training epochs per job.")] = 3,
+    replicas: Annotated[int, whole_number("--replicas", "Replicas per fraction.", 1, 10_000)] = 3,
+    epochs: Annotated[int, whole_number("--epochs", "Training epochs per job.", 1, 10_000)] = 3,
 ) -> None:
     """Synthesize data, shard, pack, run a local sweep, collect and report, end to end."""
+    from sweep import resources
     from sweep import spec as specs
     from sweep.demo import DemoSettings, run_demo
+    from sweep.extras import require_extra
     from sweep.views import results_summary_table, watch_sweep
 
+    require_extra("report", "demo")  # before the sweep runs, not after: the demo ends with the report
     specs.parse_fractions(fractions)
-    settings = DemoSettings(workdir=workdir, images=specs.parse_positive_int("images", images),
-                            size=specs.parse_positive_int("size", size, maximum=1024), fractions=fractions,
-                            replicas=specs.parse_replicas(replicas), epochs=specs.parse_positive_int("epochs", epochs))
+    settings = DemoSettings(workdir=workdir, images=images, size=size, fractions=fractions, replicas=replicas,
+                            epochs=epochs)
     result = run_demo(
-        settings, requirements_file=DEFAULT_REQUIREMENTS_FILE, env_cache=DEFAULT_ENV_CACHE,
+        settings, requirements_file=resources.job_requirements(), env_cache=resources.default_env_cache(),
         say=lambda message: err.print(f"[bold]demo[/bold] {message}", highlight=False),
         watch=lambda sweeps_dir, name: watch_sweep(sweeps_dir, name, err),
     )

@@ -14,16 +14,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from analysis import columns
 from sweep import names
+from sweep import results_schema as C
 from sweep.backends import get_backend
 from sweep.fs import atomic_write_files
-from sweep.state import ItemStatus, SweepDir, SweepManifest
-from sweep.submission import open_settled_sweep
+from sweep.recovery import open_settled_sweep
+from sweep.state import ItemState, ItemStatus, SweepDir, SweepManifest
 
 METRICS_SCHEMA = names.METRICS_SCHEMA
 # the job's own timings (metrics.json "timings") behind each stage column
-JOB_TIMINGS = {"t_import": "import", "t_load": "data_load", "t_train": "train", "t_evaluate": "evaluate", "t_export": "export"}
+JOB_TIMINGS = {C.T_IMPORT: "import", C.T_LOAD: "data_load", C.T_TRAIN: "train", C.T_EVALUATE: "evaluate",
+               C.T_EXPORT: "export"}
 WRAPPER_UNPACK_KEYS = ("verify", "unpack_interpreter", "unpack_code", "unpack_site")
 
 
@@ -46,60 +47,56 @@ def collect_sweep(sweeps_dir: Path, name: str) -> CollectResult:
         # one update: a full disk must not leave a new parquet beside the previous csv
         atomic_write_files({parquet: _parquet_bytes(table), csv: table.to_csv(index=False, lineterminator="\n").encode()})
     problems = [f"{row.item}: {row.output_problem}" for row in table.itertuples() if row.output_problem]
-    counts = table["state"].value_counts().to_dict()
+    counts = table[C.STATE].value_counts().to_dict()
     return CollectResult(parquet=parquet, csv=csv, rows=len(table), counts=counts, problems=problems)
 
 
 def results_table(sweep: SweepDir, manifest: SweepManifest, statuses: Mapping[str, ItemStatus]):  # -> pd.DataFrame
     import pandas as pd
 
-    labels = [str(label) for label in manifest.data.get("labels", [])]  # type: ignore[union-attr]
+    labels = manifest.labels
     rows = [item_row(sweep, row, statuses[str(row["item"])], labels) for row in manifest.items]
-    table = pd.DataFrame(rows, columns=result_columns(labels))
-    table = table.sort_values(["fraction", "replica"], kind="stable").reset_index(drop=True)
-    for column in ("exit_code", "exit_signal", "train_images", "train_patients", "auc_labels"):
+    table = pd.DataFrame(rows, columns=C.result_columns(labels))
+    table = table.sort_values([C.FRACTION, C.REPLICA], kind="stable").reset_index(drop=True)
+    for column in (C.EXIT_CODE, C.EXIT_SIGNAL, C.TRAIN_IMAGES, C.TRAIN_PATIENTS, C.AUC_LABELS):
         table[column] = table[column].astype("Int64")
     return table
-
-
-def result_columns(labels: list[str]) -> list[str]:
-    return [*columns.REQUIRED_COLUMNS, *(columns.label_column(label) for label in labels)]
 
 
 def item_row(sweep: SweepDir, row: Mapping[str, object], status: ItemStatus, labels: list[str]) -> dict[str, object]:
     item = str(row["item"])
     out_dir = sweep.item_output(item)
-    metrics, problem = read_metrics(out_dir, expect=status.state.value == "done")
+    metrics, problem = read_metrics(out_dir, expect=status.state is ItemState.DONE)
     wrapper = _read_optional_json(out_dir / names.WRAPPER_TIMINGS)
     timings = metrics.get("timings", {}) if metrics else {}
     host = metrics.get("host", {}) if metrics else {}
     per_label = metrics.get("auc_per_label", {}) if metrics else {}
     model = out_dir / names.MODEL_KERAS
-    return {
-        "item": item,
-        "fraction": float(str(row["fraction"])),
-        "replica": int(str(row["replica"])),
-        "seed": int(str(row["seed"])),
-        "state": status.state.value,
-        "reason": status.reason,
-        "exit_code": status.exit_code,
-        "exit_signal": status.exit_signal,
-        "retries": status.retries,
-        "host": status.host or host.get("hostname", ""),
-        "microarch": host.get("machine_microarch") or status.microarch or host.get("microarch_measured", ""),
-        "cpu_model": host.get("cpu_model", ""),
-        "train_images": metrics.get("train_images", row.get("train_images")) if metrics else row.get("train_images"),
-        "train_patients": metrics.get("train_patients", row.get("train_patients")) if metrics else row.get("train_patients"),
-        "t_transfer": _number(status.transfer_seconds),
-        "t_unpack": _sum_or_none(wrapper, WRAPPER_UNPACK_KEYS),
+    return C.result_row({
+        C.ITEM: item,
+        C.FRACTION: float(str(row["fraction"])),
+        C.REPLICA: int(str(row["replica"])),
+        C.SEED: int(str(row["seed"])),
+        C.STATE: status.state.value,
+        C.REASON: status.reason,
+        C.EXIT_CODE: status.exit_code,
+        C.EXIT_SIGNAL: status.exit_signal,
+        C.RETRIES: status.retries,
+        C.HOST: status.host or host.get("hostname", ""),
+        C.MICROARCH: host.get("machine_microarch") or status.microarch or host.get("microarch_measured", ""),
+        C.CPU_MODEL: host.get("cpu_model", ""),
+        C.TRAIN_IMAGES: metrics.get("train_images", row.get("train_images")) if metrics else row.get("train_images"),
+        C.TRAIN_PATIENTS: metrics.get("train_patients", row.get("train_patients")) if metrics else row.get("train_patients"),
+        C.T_TRANSFER: _number(status.transfer_seconds),
+        C.T_UNPACK: _sum_or_none(wrapper, WRAPPER_UNPACK_KEYS),
         **{column: _number(timings.get(key)) for column, key in JOB_TIMINGS.items()},
-        "wall_time": _number(status.wall_time),
-        "auc_macro": _number(metrics.get("auc_macro")) if metrics else None,
-        "auc_labels": metrics.get("auc_labels_evaluated") if metrics else None,
-        **{columns.label_column(label): _number(per_label.get(label)) for label in labels},
-        "model_path": str(model.relative_to(sweep.path)) if metrics and model.is_file() else "",
-        "output_problem": problem,
-    }
+        C.WALL_TIME: _number(status.wall_time),
+        C.AUC_MACRO: _number(metrics.get("auc_macro")) if metrics else None,
+        C.AUC_LABELS: metrics.get("auc_labels_evaluated") if metrics else None,
+        **{C.label_column(label): _number(per_label.get(label)) for label in labels},
+        C.MODEL_PATH: str(model.relative_to(sweep.path)) if metrics and model.is_file() else "",
+        C.OUTPUT_PROBLEM: problem,
+    }, labels)
 
 
 def read_metrics(out_dir: Path, *, expect: bool) -> tuple[dict, str]:

@@ -72,7 +72,7 @@ def ensure_shards(settings: DemoSettings, source: Path, say: Say) -> Path:
 def run_demo(settings: DemoSettings, *, requirements_file: Path, env_cache: Path, say: Say,
              watch: Callable[[Path, str], None]) -> DemoResult:
     from sweep.collect import collect_sweep
-    from sweep.submission import SubmitRequest, submit_sweep
+    from sweep.submitting import SubmitRequest, submit_sweep
 
     settings.workdir.mkdir(parents=True, exist_ok=True)
     shards = ensure_shards(settings, ensure_dataset(settings, say), say)

@@ -34,3 +34,7 @@ class StateError(SweepError):
 
 class AnalysisError(SweepError):
     """A results table or sweep description the report cannot use, or a report that cannot be written."""
+
+
+class MissingExtraError(SweepError):
+    """A command needs an optional dependency that is not installed; the message names the extra."""

@@ -22,6 +22,11 @@ HISTORY = "history.csv"
 PREDICTIONS = "predictions.npz"
 WRAPPER_TIMINGS = "wrapper.json"  # stage timings the shell wrapper records before python starts
 JOB_OUTPUT_DIR = "out"  # inside the job's sandbox; remapped to the item folder on return
+JOB_STDOUT = "job.out"  # the job's stdout and stderr, in its item folder (both backends)
+JOB_STDERR = "job.err"
+# 128 + SIGILL: what a shell reports for a child killed by SIGILL, and what the job wrapper exits with
+# when the CPU lacks a flag TensorFlow needs; the submit description holds such jobs by it
+SIGILL_EXIT_CODE = 132
 
 # --- the job code shipped to every execute node (sweep/__init__.py + sweep/names.py + sweep/job/)
 CODE_TARBALL = "sweep-code.tar.gz"
@@ -44,6 +49,9 @@ ENV_CACHE_DIR = "cache"
 # --- the embedded local backend, inside the sweep directory
 LOCAL_EVENTS = "events.jsonl"  # the local backend's event log (HTCondor's is EVENT_LOG)
 LOCAL_RUNS_DIR = "local"  # run-N.json (what a runner runs) and runner-N.log (what it said)
+LOCAL_RUN_FILE = "run-{run_id}.json"
+LOCAL_RUN_GLOB = "run-*.json"
+LOCAL_RUNNER_LOG = "runner-{run_id}.log"
 LOCAL_SANDBOXES_DIR = ".sandboxes"  # per-attempt job folders, removed when the attempt ends
 UNPACKED_ENV_CACHE = "unpacked"  # beside the environment tarballs: unpacked once, shared by local jobs
 

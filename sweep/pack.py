@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import platform
-import re
 import shutil
 import subprocess
 import sys
@@ -34,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sweep import names
+from sweep import names, resources
 from sweep.archive import Member, Written, write_tar_gz, write_tar_zstd
 from sweep.elfscan import SystemNeeds, scan_tree
 from sweep.envfiles import (
@@ -112,13 +111,21 @@ def _glibc_version() -> str:
 
 
 def _locked_lines(requirements: Path) -> list[str]:
-    """The requirement lines without comments and blanks: editing the header keeps the key."""
+    """The requirements as pip reads them: one entry per requirement, its `\\`-continued --hash lines
+    joined, comments and blanks dropped. Editing the header or uv's `# via` notes keeps the key."""
     try:
         text = requirements.read_text(encoding="utf-8")
     except OSError as error:
         raise PackError(f"cannot read the requirements file {requirements}: {error.strerror}") from error
-    lines = (line.split(" #", 1)[0].strip() for line in text.splitlines())
-    return [line for line in lines if line and not line.startswith("#")]
+    entries: list[str] = []
+    pending: list[str] = []
+    for raw in text.splitlines():
+        line = "" if raw.lstrip().startswith("#") else raw.split(" #", 1)[0].strip()
+        pending += line.removesuffix("\\").split()
+        if not line.endswith("\\") and pending:
+            entries.append(" ".join(pending))
+            pending = []
+    return entries + ([" ".join(pending)] if pending else [])
 
 
 def environment_key(requirements: Path) -> str:
@@ -266,7 +273,7 @@ def _build_under_lock(requirements: Path, cache_dir: Path, key: str, report: Pro
     try:
         with _scratch_dir(cache_dir, key) as scratch:
             try:
-                _check_fully_pinned(requirements)
+                _check_hashed(requirements)
                 site_dir = _install_requirements(requirements, scratch / "venv", report)
                 _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
             except PackError as error:  # checked before the scratch folder goes and frees the disk again
@@ -326,48 +333,50 @@ def _scratch_dir(cache_dir: Path, key: str) -> Iterator[Path]:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-_PIN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*(\[[^\]]*\])?\s*===?\s*\S+")
+# The target of the job's lock (scripts/lock): CPython of this version on Linux x86-64, glibc >= 2.28.
+LOCK_PLATFORM = "x86_64-manylinux_2_28"
 
 
-def _check_fully_pinned(requirements: Path) -> None:
-    loose = [line for line in _locked_lines(requirements) if not _PIN.match(line)]
-    if loose:
+def lock_command(requirements: Path) -> str:
+    """The one command that makes a hashed lock of `requirements` from a file of the direct needs."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    return (f"uv pip compile --generate-hashes --python-version {version} --python-platform {LOCK_PLATFORM} "
+            f"NEEDS.in -o {requirements} (sweep's own lock: `make lock-job`, see envs/README.md)")
+
+
+def _check_hashed(requirements: Path) -> None:
+    """Refuse a file that is no hashed lock before a venv is made; pip --require-hashes enforces the rest
+    (every requirement pinned with ==, every dependency listed, every download matching a hash)."""
+    entries = _locked_lines(requirements)  # those starting with "-" are options (-c, --index-url)
+    bare = [entry for entry in entries if not entry.startswith("-") and "--hash=" not in entry]
+    if bare:
         raise PackError(
-            f"{requirements} is not a locked file: every line must pin one version with ==; "
-            f"not pinned: {', '.join(loose[:5])}"
+            f"{requirements} is not a hashed lock: {len(bare)} requirement(s) have no --hash "
+            f"({', '.join(bare[:3])}); `sweep pack` installs with pip --require-hashes. "
+            f"Make one with: {lock_command(requirements)}"
         )
-
-
-def _normalized(name: str) -> str:
-    return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def _install_requirements(requirements: Path, venv: Path, report: Progress) -> Path:
-    """A fresh venv of the running base interpreter with exactly the locked packages."""
+    """A fresh venv of the running base interpreter with exactly the locked packages.
+
+    Not --no-deps: pip resolves each requirement's dependencies, and in --require-hashes mode refuses
+    one the lock does not pin and hash, so an incomplete lock fails here instead of in a job.
+    """
     report(f"creating a venv of Python {platform.python_version()}")
     _run([sys.executable, "-m", "venv", str(venv)], what=f"python -m venv {venv}", requirements=requirements)
-    python = str(venv / "bin" / "python")
-    pip = [python, "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    bootstrap = _frozen_names(_run([*pip, "freeze", "--all"], what="pip freeze", requirements=requirements))
+    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input"]
     report(f"installing {requirements} with pip (a few minutes when the pip cache is cold)")
-    _run([*pip, "install", "-r", str(requirements)], what="pip install", requirements=requirements)
-    installed = _run([*pip, "freeze", "--all"], what="pip freeze", requirements=requirements)
-    pinned = {_normalized(re.split(r"[=\[ ]", line, maxsplit=1)[0]) for line in _locked_lines(requirements)}
-    # what venv's ensurepip put there (pip, setuptools) is not pip's choice; anything else must be pinned
-    extra = [line for line in installed.splitlines() if _frozen_names(line) - pinned - bootstrap]
-    if extra:
-        raise PackError(
-            f"{requirements} is not fully locked: pip also installed {', '.join(extra)}; "
-            "pin them (regenerate the file with pip freeze, see envs/README.md)"
-        )
+    try:
+        _run([*pip, "install", "--require-hashes", "-r", str(requirements)], what="pip install",
+             requirements=requirements)  # fmt: skip
+    except PackError as error:
+        if "--require-hashes mode" not in str(error):  # pip's words for an unpinned or unhashed dependency
+            raise
+        raise PackError(f"{error}\n{requirements} is not a complete hashed lock; make one with: "
+                        f"{lock_command(requirements)}") from None  # fmt: skip
     version = f"python{sys.version_info.major}.{sys.version_info.minor}"
     return venv / "lib" / version / SITE_DIR
-
-
-def _frozen_names(freeze_output: str) -> set[str]:
-    return {
-        _normalized(re.split(r"==| @ ", line, maxsplit=1)[0]) for line in freeze_output.splitlines() if line
-    }
 
 
 def _run(command: list[str], *, what: str, requirements: Path) -> str:
@@ -381,10 +390,19 @@ def _run(command: list[str], *, what: str, requirements: Path) -> str:
 
 
 def _last_error_lines(output: str, count: int = 12) -> str:
-    """pip's ERROR lines if it printed any, else its last lines that are not warnings."""
+    """pip's ERROR lines with the indented ones under them (the requirements they name), else its
+    last lines that are not warnings."""
     lines = [line for line in output.splitlines() if line.strip()]
-    errors = [line for line in lines if line.startswith("ERROR")]
-    return "\n".join((errors or [line for line in lines if not line.startswith("WARNING")] or lines)[-count:])
+    errors: list[str] = []
+    under_error = False
+    for line in lines:
+        under_error = line.startswith("ERROR") or (under_error and line.startswith(" "))
+        if under_error:
+            errors.append(line)
+    if errors:
+        more = f"\n(and {len(errors) - count} more lines)" if len(errors) > count else ""
+        return "\n".join(errors[:count]) + more
+    return "\n".join(([line for line in lines if not line.startswith("WARNING")] or lines)[-count:])
 
 
 def _write_environment(
@@ -450,11 +468,6 @@ def _write_manifest(
 # ----------------------------------------------------------------------------- the job code
 
 
-def _package_root() -> Path:
-    """The folder that holds the `sweep` package (the repository in an editable install)."""
-    return Path(__file__).resolve().parent.parent
-
-
 def job_code_members(source_root: Path) -> list[Member]:
     """sweep/__init__.py, sweep/names.py and sweep/job/** without caches, sorted by name."""
     package = source_root / "sweep"
@@ -477,7 +490,7 @@ def pack_job_code(dest_dir: Path, *, source_root: Path | None = None) -> Tarball
     `source_root` (default: where this `sweep` package lives) holds the `sweep/` folder to pack;
     tests point it at a copy with a stand-in job module.
     """
-    members = job_code_members(source_root or _package_root())
+    members = job_code_members(source_root or resources.package_root())
     dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / names.CODE_TARBALL
     written = write_tar_gz(members, dest, deterministic=True, level=9)

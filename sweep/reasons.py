@@ -8,7 +8,7 @@ from pathlib import Path
 
 from sweep import names
 
-SIGILL_EXIT_CODE = 132  # 128 + SIGILL: what a shell reports for a child killed by SIGILL
+SIGILL_EXIT_CODE = names.SIGILL_EXIT_CODE
 CPU_LACKS_AVX2 = "this machine's CPU lacks AVX2, TensorFlow cannot run there"
 
 SIGNAL_MEANINGS = {

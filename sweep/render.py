@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Protocol
 import jinja2
 from jinja2 import meta
 
-from sweep import __version__, names
+from sweep import __version__, names, resources
 from sweep.errors import RenderError
 from sweep.pack import EnvManifest, Tarball
 from sweep.reasons import CPU_LACKS_AVX2
@@ -26,7 +26,7 @@ from sweep.spec import Item, SweepSpec, fraction_label
 if TYPE_CHECKING:
     import htcondor2
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "submit_templates"
+TEMPLATES_DIR = resources.templates()  # the package data sweep.submit_templates, in a wheel or the checkout
 SUBMIT_TEMPLATE = "submit.sub.j2"
 
 # HTCondor file lists are split on commas and white space, `$(` starts a macro and `#` a
@@ -154,7 +154,7 @@ def parse_submit_option(text: str) -> tuple[str, str]:
 
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES_DIR),
+        loader=resources.template_loader(),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,
@@ -260,6 +260,9 @@ def render_submission(
         "event_log": sweep_dir / names.EVENT_LOG,
         "items_dir": names.ITEMS_DIR,
         "job_output_dir": names.JOB_OUTPUT_DIR,
+        "job_stdout": names.JOB_STDOUT,
+        "job_stderr": names.JOB_STDERR,
+        "sigill_exit_code": names.SIGILL_EXIT_CODE,
         "common_inputs": common_inputs,
         "request_cpus": spec.resources.cpus,
         "request_memory_mb": spec.resources.memory_mb,
@@ -324,7 +327,7 @@ def check_user_commands(submit: Mapping[str, str], builtin: Mapping[str, str], r
                 check_submit_key(key)
             except RenderError as error:
                 raise RenderError(f"{origin}: {error}") from None
-    if len(list(submit.itemdata() or ())) != rows:  # type: ignore[attr-defined]
+    if len(list(submit.itemdata() or ())) != rows:
         raise RenderError(f"{origin} changes the queue statement; accepted: {rows} items, queued by sweep")
 
 

@@ -1,4 +1,4 @@
-"""`sweep report`: a sweep's collected results and manifest -> analysis.build_report.
+"""`sweep report`: a sweep's collected results and manifest -> sweep.analysis.build_report.
 
 The analysis package knows nothing of sweep directories; this module hands it the results
 table and the facts of the sweep (spec, environment hashes, data manifest summary).
@@ -23,7 +23,7 @@ def report_sweep(sweeps_dir: Path, name: str, *, out_dir: Path | None = None, ta
     """Write report.html, the PNGs and summary.csv for a collected sweep (collect first if it never was)."""
     import pandas as pd
 
-    from analysis.report import build_report
+    from sweep.analysis.report import build_report
     from sweep.collect import collect_sweep
 
     sweep = open_sweep(sweeps_dir, name)

@@ -13,35 +13,17 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 from pathlib import Path
+from typing import Any, TypeVar
 
 from sweep import names
 from sweep.errors import StateError, SweepError
 from sweep.fs import atomic_write_json, current_umask, file_lock, read_json
+from sweep.results_schema import ItemState
 from sweep.spec import SweepSpec, validate_name
 
 MANIFEST_SCHEMA = "sweep.sweep/1"
-
-
-class ItemState(StrEnum):
-    """The same words on every backend."""
-
-    IDLE = "idle"  # waiting for a slot
-    RUNNING = "running"
-    HELD = "held"  # stopped by a policy (e.g. SIGILL); needs a person: resubmit or cancel
-    DONE = "done"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def is_terminal(self) -> bool:
-        return self in (ItemState.DONE, ItemState.FAILED, ItemState.CANCELLED)
-
-    @property
-    def is_settled(self) -> bool:
-        """Nothing more will happen without a person: terminal, or held."""
-        return self.is_terminal or self is ItemState.HELD
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -71,8 +53,8 @@ class ItemStatus:
             return None
         return max(0.0, self.ended_at - self.started_at)
 
-    def with_changes(self, **changes: object) -> ItemStatus:
-        return replace(self, **changes)  # type: ignore[arg-type]
+    def with_changes(self, **changes: Any) -> ItemStatus:
+        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -108,9 +90,15 @@ class SweepManifest:
     created_at: float = field(default_factory=time.time)
     sweep_version: str = ""
     # the token of a submission handed to the backend whose result is not recorded yet: set while a
-    # submit runs; still set afterwards only if that process died (then see submission.settle_interrupted_submit)
+    # submit runs; still set afterwards only if that process died (then see recovery.settle_interrupted_submit)
     pending_submit: str | None = None
     submit_template: dict[str, str] | None = None  # {"origin", "text"} of a --submit-template: resubmit renders it again
+
+    @property
+    def labels(self) -> list[str]:
+        """The dataset's labels, in the order the job reports them."""
+        labels = self.data.get("labels", [])
+        return [str(label) for label in labels] if isinstance(labels, list) else []
 
     def to_dict(self) -> dict[str, object]:
         return {
@@ -209,10 +197,12 @@ def open_sweep(sweeps_dir: Path, name: str) -> SweepDir:
 
 
 def create_sweep_dir(
-    sweeps_dir: Path, name: str, build: Callable[[Path], None], *, replace_existing: bool = False,
+    sweeps_dir: Path, name: str, build: Callable[[Path], T], *, replace_existing: bool = False,
     hold_lock: contextlib.ExitStack | None = None,
-) -> SweepDir:
+) -> tuple[SweepDir, T]:
     """Build a sweep directory with `build(tmp)` and rename it into place: all of it, or nothing.
+
+    Returns the sweep and what `build` returned.
 
     The new folder's lock is taken before `build` and kept through the rename; with `hold_lock`
     it stays taken until that stack closes, so a submit records its result before any other
@@ -234,7 +224,7 @@ def create_sweep_dir(
     try:
         os.chmod(tmp, 0o777 & ~current_umask())
         lock.enter_context(file_lock(tmp / names.LOCK_FILE, what=f"sweep {name!r}"))
-        build(tmp)
+        built = build(tmp)
         if replace_existing and final.exists():  # move the old one aside first so the swap is one rename
             doomed = Path(tempfile.mkdtemp(prefix=f".{name}.old-", dir=sweeps_dir))
             os.replace(final, doomed / name)
@@ -250,7 +240,7 @@ def create_sweep_dir(
         lock.close()
     else:
         hold_lock.enter_context(lock)
-    return SweepDir(final)
+    return SweepDir(final), built
 
 
 PARTIAL_INFIX = ".partial-"

@@ -48,7 +48,7 @@ def watch_sweep(sweeps_dir: Path, name: str, console: Console, timeout: float | 
     """
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from sweep.submission import wait_for_sweep
+    from sweep.tracking import wait_for_sweep
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         TextColumn("{task.fields[counts]}"), console=console, transient=False)

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Protocol
 
 import jinja2
 
-from sweep import names
+from sweep import names, resources
 from sweep.envfiles import INTERPRETER_DIR, SITE_DIR
 from sweep.errors import RenderError
 
@@ -35,14 +34,6 @@ class NamedArchive(Protocol):
 
     @property
     def sha256(self) -> str: ...
-
-
-def templates_dir() -> Path:
-    """submit_templates/ beside the package (the repository, in the editable install)."""
-    found = Path(__file__).resolve().parent.parent / "submit_templates"
-    if not (found / WRAPPER_TEMPLATE).is_file():
-        raise RenderError(f"the job wrapper template {found / WRAPPER_TEMPLATE} is missing")
-    return found
 
 
 def _checked(value: str, pattern: re.Pattern[str], what: str) -> str:
@@ -70,7 +61,7 @@ def render_job_wrapper(
 ) -> str:
     """The job wrapper script for these tarballs (POSIX sh; see the template's header)."""
     environment = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(templates_dir()),
+        loader=resources.template_loader(),
         undefined=jinja2.StrictUndefined,
         autoescape=False,  # shell, not HTML; values are pattern-checked above
         keep_trailing_newline=True,
@@ -86,6 +77,7 @@ def render_job_wrapper(
         "output_dir": names.JOB_OUTPUT_DIR,
         "timings_file": names.WRAPPER_TIMINGS,
         "error_file": names.ERROR,
+        "sigill_exit_code": names.SIGILL_EXIT_CODE,
         "interpreter_dir": INTERPRETER_DIR,
         "site_dir": SITE_DIR,
     }

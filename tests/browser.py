@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from matplotlib import image as mpimg
 
-from analysis.page import SECTION_IDS
+from sweep.analysis.page import SECTION_IDS
 
 WINDOW = (1280, 4000)
 PNG_COUNT = 4

@@ -7,6 +7,11 @@ import pytest
 
 from condor_pool import PersonalPool, PoolUnavailable, connect, pool_required, unavailable_message
 
+# Tests that pack or run the real job environment (and the `sweep` processes they start) share the
+# repository's envs/cache, as scripts/run-tests and the Makefile do: never a second ~350 MB build in
+# ~/.cache, and the folder the personal pool is started to share.
+os.environ.setdefault("SWEEP_ENV_CACHE_DIR", str(Path(__file__).resolve().parents[1] / "envs" / "cache"))
+
 
 @pytest.fixture(scope="session")
 def condor_pool() -> Iterator[PersonalPool]:

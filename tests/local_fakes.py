@@ -12,10 +12,12 @@ from pathlib import Path
 
 from sweep import names
 from sweep.pack import EnvManifest, Tarball
+from sweep.recovery import submit_or_undo
 from sweep.render import render_submission
+from sweep.shipped import ShippedEnvironment
 from sweep.spec import SweepSpec, parse_fractions
 from sweep.state import SweepDir, SweepManifest, create_sweep_dir
-from sweep.submission import _manifest_items, _submit_or_undo, env_summary, write_sweep_files
+from sweep.submitting import NewSweep, manifest_items, write_sweep_files
 
 # The stand-in job: reads its fraction from the arguments and behaves as FAKE_BEHAVIOUR says.
 FAKE_WRAPPER = r"""#!/bin/sh
@@ -43,7 +45,12 @@ touch out/model.keras
 
 @dataclass(frozen=True)
 class Plan:
+    """An item's data plan for two tiny files; sizes unknown (the fake job reports its own)."""
+
     files: tuple[str, ...]
+    bytes: int | None = None
+    train_images: int | None = None
+    train_patients: int | None = None
 
 
 def _tarball(path: Path) -> Tarball:
@@ -70,21 +77,20 @@ def make_fake_sweep(root: Path, *, fractions: str = "0.1,0.2,0.3", replicas: int
     sweeps_dir = root / "sweeps"
     final = (sweeps_dir / name).resolve()
     token = secrets.token_hex(4)
-    state = {}
 
-    def build(tmp: Path) -> None:
+    def build(tmp: Path) -> NewSweep:
         code = _tarball(tmp / names.CODE_TARBALL)
         code = Tarball(path=final / names.CODE_TARBALL, sha256=code.sha256, bytes=20, files=1, compression="gzip")
         rendered = render_submission(spec, env, code, plans, sweep_dir=final, data_dir=data.resolve(),
                                      wrapper=final / names.JOB_WRAPPER, max_retries=max_retries, submit_token=token)
-        manifest = SweepManifest(name=name, spec=spec, backend=backend, env=env_summary(env, code),
+        manifest = SweepManifest(name=name, spec=spec, backend=backend, env=ShippedEnvironment(env, code).to_dict(),
                                  data={"labels": ["Effusion", "Hernia"], "folder": str(data)},
-                                 items=_manifest_items(rendered, plans), max_retries=max_retries)
+                                 items=manifest_items(rendered, plans), max_retries=max_retries)
         write_sweep_files(tmp, manifest, rendered, FAKE_WRAPPER)
-        state.update(manifest=manifest, rendered=rendered)
+        return NewSweep(manifest=manifest, rendered=rendered)
 
-    sweep = create_sweep_dir(sweeps_dir, name, build)
+    sweep, new = create_sweep_dir(sweeps_dir, name, build)
     from sweep.backends import get_backend
 
-    _submit_or_undo(get_backend(backend), sweep, state["manifest"], state["rendered"], token)
+    submit_or_undo(get_backend(backend), sweep, new.manifest, new.rendered, token)
     return sweep, sweep.load()

@@ -171,16 +171,15 @@ def make_sandbox(
 
 ENV_CACHE = REPO / "envs" / "cache"
 JOB_REQUIREMENTS = REPO / "envs" / "requirements-job.txt"
+TINY_LOCK = REPO / "tests" / "requirements-tiny.txt"  # zstandard==0.25.0 with its hashes
 
 
 @functools.cache
 def tiny_environment() -> EnvManifest:
     """A real environment with one package (zstandard): a real interpreter tarball in ~10 s."""
-    requirements = ENV_CACHE / "test-tiny" / "requirements.txt"
+    requirements = ENV_CACHE / "test-tiny" / "requirements.txt"  # beside its tarballs, as tests copy them
     requirements.parent.mkdir(parents=True, exist_ok=True)
-    requirements.write_text(
-        "# tests: the smallest environment the job-side unpacker can run in\nzstandard==0.25.0\n"
-    )
+    requirements.write_text(TINY_LOCK.read_text(encoding="utf-8"), encoding="utf-8")
     return build_environment(requirements, requirements.parent).env
 
 

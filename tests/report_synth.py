@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from analysis import columns as C
+from sweep import results_schema as C
 
 LABELS = (
     "Atelectasis",

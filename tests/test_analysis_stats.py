@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from analysis import stats
-from analysis.learning_curve import analyse
-from analysis.stats import PowerLaw
+from sweep.analysis import stats
+from sweep.analysis.learning_curve import analyse
+from sweep.analysis.stats import PowerLaw
 
 TRUE = PowerLaw(a=0.85, b=3.0, c=0.35)
 # Two decades of training-set sizes: over one decade a, b and c trade off against each other and

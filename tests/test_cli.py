@@ -14,9 +14,10 @@ import pytest
 from typer.testing import CliRunner
 
 from sweep import names
-from sweep.cli import DEFAULT_ENV_CACHE, DEFAULT_REQUIREMENTS_FILE, app
+from sweep.cli import app
 from sweep.fs import sha256_file
 from sweep.pack import find_environment, manifest_path
+from sweep.resources import default_env_cache, job_requirements
 
 from data_fixtures import shard_folder
 
@@ -96,7 +97,7 @@ def test_pack_twice_is_a_cache_hit_in_under_a_second_and_the_manifest_hash_match
     report = json.loads(second.stdout)
     assert report["cache_hit"] is True and report["seconds"] < 1.0
     assert elapsed < 5.0  # the whole process, interpreter start-up included
-    env = find_environment(DEFAULT_REQUIREMENTS_FILE, DEFAULT_ENV_CACHE)
+    env = find_environment(job_requirements(), default_env_cache())
     assert env is not None and env.key == report["key"]
     for tarball in (env.interpreter, env.site_packages):
         manifest = json.loads(manifest_path(tarball.path).read_text())

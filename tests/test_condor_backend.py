@@ -12,7 +12,8 @@ from sweep.backends.condor import CondorBackend
 from sweep.collect import collect_sweep
 from sweep.errors import BackendError
 from sweep.state import ItemState
-from sweep.submission import cancel_sweep, resubmit_failed, sweep_statuses, wait_for_sweep
+from sweep.submitting import resubmit_failed
+from sweep.tracking import cancel_sweep, sweep_statuses, wait_for_sweep
 
 from local_fakes import make_fake_sweep
 

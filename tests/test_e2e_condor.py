@@ -17,7 +17,7 @@ import pandas as pd
 import pytest
 
 from sweep import names
-from sweep.cli import DEFAULT_ENV_CACHE
+from sweep.resources import default_env_cache
 
 from data_fixtures import copy_of, shard_folder
 
@@ -47,9 +47,10 @@ def sweep_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 90
 @pytest.fixture(scope="module")
 def pool_shards(condor_pool, tmp_path_factory: pytest.TempPathFactory) -> Path:
     mount_points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    if not any(point.endswith(str(DEFAULT_ENV_CACHE)) for point in mount_points):
-        pytest.fail(f"the pool cannot read {DEFAULT_ENV_CACHE}: start it with "
-                    f"scripts/personal-pool up --share {DEFAULT_ENV_CACHE} (scripts/run-tests does)")
+    cache = default_env_cache()  # $SWEEP_ENV_CACHE_DIR: the repository's envs/cache under pytest (conftest.py)
+    if not any(point.endswith(str(cache)) for point in mount_points):
+        pytest.fail(f"the pool cannot read {cache}: start it with "
+                    f"scripts/personal-pool up --share {cache} (scripts/run-tests does)")
     return copy_of(shard_folder(tmp_path_factory, images=300, size=32), condor_pool.job_dir("shards") / "shards")
 
 

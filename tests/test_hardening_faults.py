@@ -28,10 +28,10 @@ from pathlib import Path
 import pytest
 from hardening_fixtures import TINY_CACHE, cli, entries, refused, settle, submit_args
 
-from sweep import names, submission
+from sweep import names, submitting
 from sweep.backends.local import EventLog, LocalBackend, process_start_ticks
 from sweep.state import ItemState, SweepDir
-from sweep.submission import sweep_statuses
+from sweep.tracking import sweep_statuses
 
 from condor_pool import PersonalPool
 from data_fixtures import copy_of, shard_folder
@@ -50,7 +50,7 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def stand_in_job(monkeypatch: pytest.MonkeyPatch) -> None:
     """Submitted sweeps run the stand-in job (done in 0.2 s): here the transaction is under test, not the job."""
-    monkeypatch.setattr(submission, "wrapper_text", lambda env, code: FAKE_WRAPPER)
+    monkeypatch.setattr(submitting, "wrapper_text", lambda env, code: FAKE_WRAPPER)
 
 
 def status_json(sweeps: Path, name: str) -> dict:
@@ -116,19 +116,19 @@ def test_a_tampered_tarball_fails_the_jobs_and_status_says_why(shards: Path, tmp
 
 # Where the child `sweep submit` kills itself (SIGKILL: no handler runs), and what must be left.
 KILL_POINTS = {
-    "files written, not yet in place": ("sweep.submission:write_sweep_files", "no sweep"),
-    "in place, nothing submitted": ("sweep.submission:create_sweep_dir", "no sweep"),
+    "files written, not yet in place": ("sweep.submitting:write_sweep_files", "no sweep"),
+    "in place, nothing submitted": ("sweep.submitting:create_sweep_dir", "no sweep"),
     "jobs accepted, not recorded": ("sweep.backends.local:LocalBackend.submit", "complete"),
-    "recorded": ("sweep.submission:_adopt_or_undo", "complete"),
+    "recorded": ("sweep.recovery:adopt_or_undo", "complete"),
 }
 KILLED_CHILD = """
 import importlib, os, signal, sys
 sys.path.insert(0, {tests!r})
 from local_fakes import FAKE_WRAPPER
-from sweep import submission
+from sweep import submitting
 from sweep.cli import app
 
-submission.wrapper_text = lambda env, code: FAKE_WRAPPER
+submitting.wrapper_text = lambda env, code: FAKE_WRAPPER
 module, _, attribute = sys.argv[1].partition(":")
 owner = importlib.import_module(module)
 *path, last = attribute.split(".")
@@ -241,14 +241,14 @@ def test_replace_stops_the_old_jobs_before_it_discards_their_sweep(
     shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     sweeps = tmp_path / "sweeps"
-    monkeypatch.setattr(submission, "wrapper_text", lambda env, code: "#!/bin/sh\nsleep 60\n")
+    monkeypatch.setattr(submitting, "wrapper_text", lambda env, code: "#!/bin/sh\nsleep 60\n")
     assert cli(*submit_args(shards, sweeps)).code == 0
     deadline = time.monotonic() + 30
     while len(running := [e["pid"] for e in EventLog(sweeps / "t" / names.LOCAL_EVENTS).read()
                            if e.get("event") == "executing"]) < 2 and time.monotonic() < deadline:
         time.sleep(0.1)
     assert len(running) == 2
-    monkeypatch.setattr(submission, "wrapper_text", lambda env, code: FAKE_WRAPPER)
+    monkeypatch.setattr(submitting, "wrapper_text", lambda env, code: FAKE_WRAPPER)
     ran = cli(*submit_args(shards, sweeps), "--replace")
     assert ran.code == 0, ran.output
     assert [pid for pid in running if process_start_ticks(pid) is not None] == []  # the old jobs are gone

@@ -6,7 +6,9 @@ Covered elsewhere and not repeated here:
   labels, duplicate rows, split leaks, unreadable images), an empty folder and a folder that is not a
   dataset: tests/test_data_validate.py (test_empty_folder, test_folder_that_is_not_a_dataset, ...)
 - every fraction form: tests/test_spec.py::test_bad_fractions_name_the_value_and_the_accepted_forms
-- a requirements file that is not locked: tests/test_pack.py::test_unpinned_requirements_are_refused_before_pip
+- a requirements file without hashes, and hashed locks pip --require-hashes refuses (unpinned, a dependency
+  missing, a changed file): tests/test_pack.py (test_requirements_without_hashes_are_refused_before_pip,
+  test_pip_refuses_a_lock_that_is_not_complete_or_does_not_match); its exit 2 at the CLI is below
 - names and requirements that try to inject, rendered and parsed: tests/test_render.py
   (test_a_sweep_name_cannot_add_submit_commands, test_bad_requirements_are_refused); the whole table of
   user strings: tests/test_hardening_security.py::test_no_user_string_adds_a_submit_command
@@ -67,16 +69,16 @@ def dry_run(*args: object) -> htcondor2.Submit:
 MALFORMED = {
     "fraction 0": (["--fractions", "0..1"], "fractions '0..1': 0 is outside (0, 1]", "accepted forms: a range"),
     "fraction word": (["--fractions", "0.1,ten"], "'ten' is not a number", "accepted forms: a range"),
-    "replicas 0": (["--replicas", "0"], "replicas 0 is too small", "accepted: a whole number >= 1"),
-    "replicas word": (["--replicas", "two"], "replicas 'two' is not a whole number", "accepted: a whole number >= 1"),
-    "epochs 1.5": (["--epochs", "1.5"], "epochs '1.5' is not a whole number", "accepted: a whole number >= 1 and <= 10000"),
-    "epochs 0": (["--epochs", "0"], "epochs 0 is out of range", "accepted: a whole number >= 1"),
-    "batch size": (["--batch-size", "-3"], "batch-size -3 is out of range", "accepted: a whole number >= 1"),
-    "cpus": (["--request-cpus", "2000"], "request-cpus 2000 is out of range", "and <= 1024"),
+    "replicas 0": (["--replicas", "0"], "--replicas 0 is out of range", "accepted: a whole number >= 1"),
+    "replicas word": (["--replicas", "two"], "--replicas 'two' is not a whole number", "accepted: a whole number >= 1"),
+    "epochs 1.5": (["--epochs", "1.5"], "--epochs '1.5' is not a whole number", "accepted: a whole number >= 1 and <= 10000"),
+    "epochs 0": (["--epochs", "0"], "--epochs 0 is out of range", "accepted: a whole number >= 1"),
+    "batch size": (["--batch-size", "-3"], "--batch-size -3 is out of range", "accepted: a whole number >= 1"),
+    "cpus": (["--request-cpus", "2000"], "--request-cpus 2000 is out of range", "and <= 1024"),
     "memory": (["--request-memory", "lots"], "request-memory 'lots' is not a size", "accepted: a number with an optional unit K, M, G or T"),
     "disk": (["--request-disk", "0KB"], "request-disk '0KB' is too small", "accepted: at least 1 KB"),
-    "retries": (["--max-retries", "-1"], "max-retries -1 is out of range", "accepted: a whole number >= 0"),
-    "backend": (["--backend", "slurm"], "backend 'slurm' is unknown", "accepted: local, condor"),
+    "retries": (["--max-retries", "-1"], "--max-retries -1 is out of range", "accepted: a whole number >= 0"),
+    "backend": (["--backend", "slurm"], "Invalid value for '--backend'", "'slurm' is not one of 'local', 'condor'"),
     "schedd on local": (["--schedd", "s1"], "--schedd and --pool are for --backend condor", "accepted: drop them"),
     "contradiction": (["--require", "true", "--no-require-avx"], "contradict each other", "accepted: one of them, or neither"),
     "requirements": (["--require", "true\nqueue 100"], "is not a single-line ClassAd expression", "accepted: e.g."),
@@ -164,11 +166,23 @@ def test_requirements_pip_cannot_install_stop_the_submit_before_a_sweep_exists(
     shards: Path, tmp_path: Path, sweeps: Path
 ) -> None:
     requirements = tmp_path / "req.txt"
-    requirements.write_text("nonexistent-package-xyz==1.0\n")
+    requirements.write_text(f"nonexistent-package-xyz==1.0 --hash=sha256:{'0' * 64}\n")
     cache = tmp_path / "cache"
     ran = cli(*submit_args(shards, sweeps), "--requirements", requirements, "--cache", cache)
     refused(ran, f"pip install failed for {requirements}", "ERROR:", "nonexistent-package-xyz")
     assert not sweeps.exists()
+    assert [name for name in entries(cache) if not name.startswith(".lock-")] == []
+
+
+def test_a_requirements_file_that_is_not_a_hashed_lock_names_it_and_the_command_that_makes_one(
+    tmp_path: Path,
+) -> None:
+    requirements = tmp_path / "req.txt"
+    requirements.write_text("zstandard==0.25.0\nnumpy\n")  # pinned or not: without hashes it is no lock
+    cache = tmp_path / "cache"
+    refused(cli("pack", "--requirements", requirements, "--cache", cache),
+            f"{requirements} is not a hashed lock: 2 requirement(s) have no --hash (zstandard==0.25.0, numpy)",
+            "Make one with: uv pip compile --generate-hashes", f"NEEDS.in -o {requirements}")
     assert [name for name in entries(cache) if not name.startswith(".lock-")] == []
 
 

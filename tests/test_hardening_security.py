@@ -28,7 +28,7 @@ import zstandard
 from hardening_fixtures import TINY_CACHE, cli, settle, submit_args, world_writable
 from test_render import CODE, DEMO, ENV, INTENDED_COMMANDS, plans_for
 
-from sweep import names, submission
+from sweep import names, submitting
 from sweep.errors import RenderError, SpecError
 from sweep.fs import atomic_write_text
 from sweep.pack import pack_job_code
@@ -146,7 +146,7 @@ def test_the_wrapper_refuses_members_that_hide_a_way_out(case: str, tmp_path: Pa
 def test_a_whole_sweep_has_no_world_writable_file_under_a_normal_umask(
     shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(submission, "wrapper_text", lambda env, code: FAKE_WRAPPER)  # a stand-in job: 0.2 s
+    monkeypatch.setattr(submitting, "wrapper_text", lambda env, code: FAKE_WRAPPER)  # a stand-in job: 0.2 s
     sweeps = tmp_path / "sweeps"
     with umask(0o022):
         assert cli(*submit_args(shards, sweeps)).code == 0

@@ -11,7 +11,8 @@ from sweep import names
 from sweep.backends.local import EventLog
 from sweep.collect import collect_sweep
 from sweep.state import ItemState
-from sweep.submission import cancel_sweep, resubmit_failed, status_payload, sweep_statuses, wait_for_sweep
+from sweep.submitting import resubmit_failed
+from sweep.tracking import cancel_sweep, status_payload, sweep_statuses, wait_for_sweep
 
 from local_fakes import make_fake_sweep
 

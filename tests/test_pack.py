@@ -28,7 +28,7 @@ from sweep.pack import (
     verify_environment,
 )
 
-from packing_fakes import job_environment, job_source_root, tiny_environment
+from packing_fakes import TINY_LOCK, job_environment, job_source_root, tiny_environment
 
 
 def version(text: str) -> tuple[int, ...]:
@@ -54,16 +54,60 @@ def test_key_ignores_comments_and_follows_pins(tmp_path: Path) -> None:
     assert re.fullmatch(r"[0-9a-f]{16}", key)
 
 
+def test_key_of_a_hashed_lock_follows_pins_and_hashes_not_notes(tmp_path: Path) -> None:
+    req = tmp_path / "req.txt"
+    lock = "# header\nzstandard==0.25.0 \\\n    --hash=sha256:{a} \\\n    --hash=sha256:{b}\n    # via -r in.txt\n"
+    req.write_text(lock.format(a="1" * 64, b="2" * 64))
+    key = environment_key(req)
+    assert pack._locked_lines(req) == [f"zstandard==0.25.0 --hash=sha256:{'1' * 64} --hash=sha256:{'2' * 64}"]
+    req.write_text(lock.format(a="1" * 64, b="2" * 64).replace("# via -r in.txt", "# via sweep"))
+    assert environment_key(req) == key
+    req.write_text(lock.format(a="1" * 64, b="3" * 64))  # another file behind the same version
+    assert environment_key(req) != key
+
+
 def test_unreadable_requirements_is_a_pack_error(tmp_path: Path) -> None:
     with pytest.raises(PackError, match="cannot read the requirements file .*missing.txt"):
         build_environment(tmp_path / "missing.txt", tmp_path / "cache")
 
 
-def test_unpinned_requirements_are_refused_before_pip(tmp_path: Path) -> None:
+def test_requirements_without_hashes_are_refused_before_pip(tmp_path: Path) -> None:
     req = tmp_path / "req.txt"
-    req.write_text("zstandard==0.25.0\nnumpy>=1.26\n")
-    with pytest.raises(PackError, match=r"req.txt is not a locked file.*numpy>=1.26"):
+    req.write_text("# a hand-made list: neither pinned nor hashed\nzstandard==0.25.0\nnumpy>=1.26\n")
+    with pytest.raises(PackError) as caught:
         build_environment(req, tmp_path / "cache")
+    message = str(caught.value)
+    assert f"{req} is not a hashed lock: 2 requirement(s) have no --hash (zstandard==0.25.0, numpy>=1.26)" in message
+    assert f"Make one with: {pack.lock_command(req)}" in message
+    assert pack.lock_command(req).startswith("uv pip compile --generate-hashes --python-version 3.")
+    assert f"--python-platform x86_64-manylinux_2_28 NEEDS.in -o {req}" in pack.lock_command(req)
+    assert leftovers(tmp_path / "cache") == []
+
+
+# Each a lock with hashes that pip --require-hashes still refuses: what pip enforces, not sweep.
+REQUESTS_ALONE = ("requests==2.34.2 --hash=sha256:2a0d60c172f83ac6ab31e4554906c0f3b3588d37b5cb939b1c061f4907e278e0 "
+                  "--hash=sha256:f288924cae4e29463698d6d60bc6a4da69c89185ad1e0bcc4104f584e960b9ed\n")  # fmt: skip
+REFUSED_BY_PIP = {
+    "unpinned": (lambda tiny: tiny.replace("zstandard==0.25.0", "zstandard>=0.25"),
+                 "all requirements must have their versions pinned with ==", "zstandard>=0.25"),
+    "a dependency missing": (lambda tiny: REQUESTS_ALONE,
+                             "all requirements must have their versions pinned with ==", "from requests==2.34.2"),
+    "a changed file": (lambda tiny: f"zstandard==0.25.0 --hash=sha256:{'0' * 64}\n",
+                       "DO NOT MATCH THE HASHES", "Expected sha256 " + "0" * 64),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", REFUSED_BY_PIP, ids=list(REFUSED_BY_PIP))
+def test_pip_refuses_a_lock_that_is_not_complete_or_does_not_match(case: str, tmp_path: Path) -> None:
+    edit, pip_says, named = REFUSED_BY_PIP[case]
+    req = tmp_path / "req.txt"
+    req.write_text(edit(TINY_LOCK.read_text()))
+    with pytest.raises(PackError) as caught:
+        build_environment(req, tmp_path / "cache")
+    message = str(caught.value)
+    assert f"pip install failed for {req}" in message and pip_says in message and named in message, message
+    if case != "a changed file":  # that one is tampering or a re-upload: regenerating is not the answer
+        assert f"{req} is not a complete hashed lock; make one with: {pack.lock_command(req)}" in message
     assert leftovers(tmp_path / "cache") == []
 
 
@@ -72,7 +116,7 @@ def test_unpinned_requirements_are_refused_before_pip(tmp_path: Path) -> None:
 
 def test_failed_pip_install_names_the_file_and_pips_error_and_leaves_nothing(tmp_path: Path) -> None:
     req = tmp_path / "req.txt"
-    req.write_text("nonexistent-package-xyz==1.0\n")
+    req.write_text(f"nonexistent-package-xyz==1.0 --hash=sha256:{'0' * 64}\n")
     cache = tmp_path / "cache"
     with pytest.raises(PackError) as caught:
         build_environment(req, cache)
@@ -84,7 +128,7 @@ def test_failed_pip_install_names_the_file_and_pips_error_and_leaves_nothing(tmp
 
 def test_interrupt_during_build_leaves_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     req = tmp_path / "req.txt"
-    req.write_text("zstandard==0.25.0\n")
+    req.write_text(TINY_LOCK.read_text())
     cache = tmp_path / "cache"
 
     def interrupted(requirements: Path, venv: Path, report: object) -> Path:

@@ -9,11 +9,11 @@ import pytest
 import typer
 from rich.console import Console
 
-from sweep.cli import user_errors
+from sweep.cli_common import user_errors
 from sweep.errors import StateError
 from sweep.reasons import HOLD_CODES, explain_hold
 from sweep.state import ItemState, ItemStatus
-from sweep.submission import status_payload, unsettled_summary
+from sweep.tracking import status_payload, unsettled_summary
 from sweep.views import status_table, waiting_reasons
 
 TRICKY = "exit code 23: [verify] python.tar.gz: sha256 mismatch [bold]expected[/bold] x"
@@ -77,3 +77,21 @@ def test_waiting_items_say_why_once_per_reason() -> None:
     statuses["done"] = ItemStatus(item="done", state=ItemState.DONE)
     assert waiting_reasons(statuses) == [f"4 idle: {why}"]
     assert unsettled_summary(statuses) == f"4 idle; f0, f1, f2 and 1 more: idle {why}"
+
+
+def test_a_results_row_with_an_unknown_or_missing_column_fails_loudly() -> None:
+    from sweep import results_schema as C
+
+    labels = ["Effusion"]
+    complete = dict.fromkeys(C.result_columns(labels), None)
+    assert list(C.result_row(complete, labels)) == C.result_columns(labels)
+    with pytest.raises(C.SchemaError, match=r"unknown \['auc_macr'\], missing \['auc_macro'\]"):
+        C.result_row({**{k: v for k, v in complete.items() if k != C.AUC_MACRO}, "auc_macr": 0.7}, labels)
+    with pytest.raises(C.SchemaError, match=r"missing \['auc_Effusion'\]"):
+        C.result_row(dict.fromkeys(C.REQUIRED_COLUMNS, None), labels)
+
+
+def test_the_schema_states_are_the_backends_states() -> None:
+    from sweep import results_schema as C
+
+    assert ItemState is C.ItemState and tuple(state.value for state in ItemState) == C.STATES

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import columns as C
-from analysis import files as F
-from analysis import plots
-from analysis.page import SECTION_IDS
-from analysis.report import ReportSummary, analyse_sweep, build_report
-from analysis.stats import t_interval
+from sweep import results_schema as C
+from sweep.analysis import files as F
+from sweep.analysis import plots
+from sweep.analysis.page import SECTION_IDS
+from sweep.analysis.report import ReportSummary, analyse_sweep, build_report
+from sweep.analysis.stats import t_interval
 from sweep.errors import AnalysisError, SweepError
 
 from report_synth import (

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from analysis.report import build_report
+from sweep.analysis.report import build_report
 
 from browser import assert_renders_non_blank, find_chromium, rendered_dom
 from report_synth import make_results, make_sweep_info

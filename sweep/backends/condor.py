@@ -11,6 +11,7 @@ import contextlib
 import time
 from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
 from sweep.backends.base import latest_submission_of_items, wait_until_terminal
 from sweep.backends.matchmaking import analyze_job
@@ -236,7 +237,7 @@ def _items_to_jobs(manifest: SweepManifest) -> dict[str, tuple[int, int]]:
     return {item: (int(s.id), s.items.index(item)) for item, s in latest.items()}
 
 
-def read_events(path: Path) -> Iterable[object]:
+def read_events(path: Path) -> Iterable[Any]:
     """Every event in the sweep's log so far (none if no job has been logged yet)."""
     htcondor2 = _bindings()
     if not path.exists():
@@ -307,7 +308,9 @@ def _apply_transfer(status: ItemStatus, event, t: float) -> ItemStatus:
 
 
 def _int(value: object) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
     try:
-        return int(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+        return int(value)
+    except ValueError:
         return None

@@ -89,9 +89,9 @@ class LocalBackend:
     def submit(self, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str) -> Submission:
         runs_dir = sweep.path / names.LOCAL_RUNS_DIR
         runs_dir.mkdir(exist_ok=True)
-        run_id = f"local-{len(list(runs_dir.glob('run-*.json'))) + 1}"
+        run_id = f"local-{len(list(runs_dir.glob(names.LOCAL_RUN_GLOB))) + 1}"
         items = tuple(row["item"] for row in rendered.rows)
-        run_file = runs_dir / f"run-{run_id}.json"
+        run_file = runs_dir / names.LOCAL_RUN_FILE.format(run_id=run_id)
         atomic_write_json(run_file, {
             "id": run_id,
             "token": token,
@@ -115,7 +115,7 @@ class LocalBackend:
         return Submission(id=run_id, items=items, submitted_at=now, token=token)
 
     def _start_runner(self, sweep: SweepDir, run_id: str, events: EventLog) -> None:
-        log_path = sweep.path / names.LOCAL_RUNS_DIR / f"runner-{run_id}.log"
+        log_path = sweep.path / names.LOCAL_RUNS_DIR / names.LOCAL_RUNNER_LOG.format(run_id=run_id)
         with open(log_path, "ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "sweep.backends.local_runner", str(sweep.path), run_id],
@@ -177,7 +177,7 @@ class LocalBackend:
 
     def find_submission(self, sweep: SweepDir, manifest: SweepManifest, token: str) -> Submission | None:
         runs_dir = sweep.path / names.LOCAL_RUNS_DIR
-        for run_file in sorted(runs_dir.glob("run-*.json")):
+        for run_file in sorted(runs_dir.glob(names.LOCAL_RUN_GLOB)):
             run = json.loads(run_file.read_text())
             if run.get("token") == token:
                 submitted = [e for e in EventLog(sweep.path / names.LOCAL_EVENTS).read()

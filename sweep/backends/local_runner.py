@@ -39,7 +39,7 @@ class Runner:
     def __init__(self, sweep: SweepDir, run_id: str) -> None:
         self.sweep = sweep
         self.run_id = run_id
-        self.run = json.loads((sweep.path / names.LOCAL_RUNS_DIR / f"run-{run_id}.json").read_text())
+        self.run = json.loads((sweep.path / names.LOCAL_RUNS_DIR / names.LOCAL_RUN_FILE.format(run_id=run_id)).read_text())
         self.events = EventLog(sweep.path / names.LOCAL_EVENTS)
         self.cancel_file = sweep.path / names.LOCAL_RUNS_DIR / f"cancel-{run_id}"
         self.stopping = threading.Event()  # the whole run is cancelled or the runner told to stop
@@ -123,7 +123,7 @@ class Runner:
         for source in [*self.run["common_inputs"], *spec["inputs"]]:
             os.symlink(source, sandbox / Path(source).name)  # Condor transfers flat; so do we
         transfer_seconds = time.monotonic() - started
-        with open(item_dir / "job.out", "wb") as stdout, open(item_dir / "job.err", "wb") as stderr:
+        with open(item_dir / names.JOB_STDOUT, "wb") as stdout, open(item_dir / names.JOB_STDERR, "wb") as stderr:
             process = subprocess.Popen(
                 [self.run["wrapper"], *spec["args"]],
                 cwd=sandbox, env=self.job_environment(sandbox), stdin=subprocess.DEVNULL,

@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import re
 
+# Image sides (pixels) that `data synth` and `data shard` accept; the CLI shows them in --help.
+SYNTH_SIZES = (16, 1024)
+SHARD_SIZES = (8, 1024)
+
 # Exactly the original header line: the commas inside the brackets and the trailing comma are
 # part of the layout (a CSV reader sees 12 columns, the last one unnamed).
 CSV_HEADER_LINE = (

@@ -92,6 +92,18 @@ class DataManifest:
         info = self.splits[split]
         return {label: info.label_counts[label] / info.images if info.images else 0.0 for label in self.labels}
 
+    def sweep_record(self) -> dict[str, object]:
+        """What a sweep's manifest and its report keep of the dataset (so they need not open the shards)."""
+        return {
+            "folder": str(self.folder),
+            "content_hash": self.content_hash,
+            "image_size": self.image_size,
+            "labels": list(self.labels),
+            "label_prevalence": self.label_prevalence("test"),
+            "train_images_total": self.splits["train"].images,
+            "test_images": self.splits["test"].images,
+        }
+
     def summary(self) -> str:
         counts = ", ".join(f"{name} {self.splits[name].images}" for name in SPLITS)
         return (

@@ -40,7 +40,7 @@ from sweep.data.validate import SourceDataset, validate_source
 from sweep.errors import DataError
 
 Progress = Callable[[int, int], None]
-MIN_SIZE, MAX_SIZE = 8, 1024
+MIN_SIZE, MAX_SIZE = layout.SHARD_SIZES
 READABLE_HINT = "PNG (or other Pillow-readable) images, grayscale or RGB, 8 or 16 bit"
 
 

@@ -25,7 +25,7 @@ from sweep.errors import DataError
 Progress = Callable[[int, int], None]
 
 MIN_IMAGES, MAX_IMAGES = 20, 1_000_000
-MIN_SIZE, MAX_SIZE = 16, 1024
+MIN_SIZE, MAX_SIZE = layout.SYNTH_SIZES
 MEAN_IMAGES_PER_PATIENT = 3.6  # 112,120 images of 30,805 patients
 MAX_IMAGES_PER_PATIENT = 30  # the real tail is longer; capped so that no patient dominates a small set
 # A patient who has a finding shows it on this share of their images: findings persist across

@@ -1,12 +1,16 @@
-"""The results table's column names and state values: the contract between `sweep collect` and the report.
+"""The results table's schema: column names, item states, and the one way to make a row.
 
-`sweep collect` writes one row per item (fraction x replica) with these columns; the report reads
-them. Both sides import the names from here so that a rename breaks loudly in one place.
-Pure constants (plus two tiny helpers for the per-label columns): no heavy imports.
+`sweep collect` writes one row per item (fraction x replica) with these columns and the report
+reads them; both import the names from here. A row is made with `result_row`, which refuses an
+unknown or a missing key: pandas would silently drop the first and leave the second empty, so a
+rename on one side would give an empty column instead of an error.
+Pure constants and small helpers: no heavy imports (the job side and the CLI may load it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
 from typing import Final
 
 # --- identity of an item
@@ -80,14 +84,34 @@ REQUIRED_COLUMNS: Final = (
 STRING_COLUMNS: Final = (ITEM, STATE, REASON, HOST, MICROARCH, CPU_MODEL, MODEL_PATH, OUTPUT_PROBLEM)
 NUMERIC_COLUMNS: Final = tuple(c for c in REQUIRED_COLUMNS if c not in STRING_COLUMNS)
 
-# --- values of STATE
-IDLE: Final = "idle"
-RUNNING: Final = "running"
-HELD: Final = "held"
-DONE: Final = "done"
-FAILED: Final = "failed"
-CANCELLED: Final = "cancelled"
-STATES: Final = (IDLE, RUNNING, HELD, DONE, FAILED, CANCELLED)
+# --- values of STATE: the item states, the same words on every backend
+
+
+class ItemState(StrEnum):
+    IDLE = "idle"  # waiting for a slot
+    RUNNING = "running"
+    HELD = "held"  # stopped by a policy (e.g. SIGILL); needs a person: resubmit or cancel
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (ItemState.DONE, ItemState.FAILED, ItemState.CANCELLED)
+
+    @property
+    def is_settled(self) -> bool:
+        """Nothing more will happen without a person: terminal, or held."""
+        return self.is_terminal or self is ItemState.HELD
+
+
+IDLE: Final = ItemState.IDLE.value
+RUNNING: Final = ItemState.RUNNING.value
+HELD: Final = ItemState.HELD.value
+DONE: Final = ItemState.DONE.value
+FAILED: Final = ItemState.FAILED.value
+CANCELLED: Final = ItemState.CANCELLED.value
+STATES: Final = tuple(state.value for state in ItemState)
 PENDING_STATES: Final = (IDLE, RUNNING)  # may still finish: the sweep is partial, not failed
 
 # Columns whose names start with the label prefix but are not labels.
@@ -102,3 +126,22 @@ def label_column(label: str) -> str:
 def label_columns(columns: list[str] | tuple[str, ...]) -> list[str]:
     """The per-label AUC columns among `columns`, in their order."""
     return [c for c in columns if c.startswith(LABEL_AUC_PREFIX) and c not in _NOT_LABELS]
+
+
+def result_columns(labels: Sequence[str]) -> list[str]:
+    """Every column of a results table for these labels, in the order collect writes them."""
+    return [*REQUIRED_COLUMNS, *(label_column(label) for label in labels)]
+
+
+def result_row(values: Mapping[str, object], labels: Sequence[str]) -> dict[str, object]:
+    """One results row with exactly the schema's columns, in order; SchemaError names any other key."""
+    expected = result_columns(labels)
+    unknown = sorted(set(values) - set(expected))
+    missing = [column for column in expected if column not in values]
+    if unknown or missing:
+        raise SchemaError(f"a results row must have exactly the schema's columns: unknown {unknown}, missing {missing}")
+    return {column: values[column] for column in expected}
+
+
+class SchemaError(ValueError):
+    """A results row that does not follow the schema: a bug in the writer, not a user error."""
