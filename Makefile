@@ -50,3 +50,5 @@ lock: setup
 
 lint: setup
 	$(VENV)/bin/ruff check sweep analysis tests benchmarks
+	$(VENV)/bin/ruff format --check sweep analysis tests benchmarks
+	$(VENV)/bin/mypy

@@ -41,8 +41,9 @@ def compiled_model(size: int, labels: np.ndarray) -> Any:
     return network
 
 
-def train_rates(streams: dict[str, tf.data.Dataset], images: int, size: int, labels: np.ndarray, epochs: int,
-                rounds: int) -> dict[str, list[float]]:
+def train_rates(
+    streams: dict[str, tf.data.Dataset], images: int, size: int, labels: np.ndarray, epochs: int, rounds: int
+) -> dict[str, list[float]]:
     """Images/s per source, timed in alternating rounds so that load from other processes hits both alike.
 
     Each source gets its own model and one untimed epoch first (graph tracing, warm caches).
@@ -72,12 +73,18 @@ def decode_rate(path: Path, encoding: str, size: int, count: int, passes: int = 
     """Images/s of read + parse + decode alone, on one thread (what one core spends per image)."""
     import tensorflow as tf
 
-    features = {"image": tf.io.FixedLenFeature([], tf.string), "labels": tf.io.FixedLenFeature([14], tf.int64)}
+    features = {
+        "image": tf.io.FixedLenFeature([], tf.string),
+        "labels": tf.io.FixedLenFeature([14], tf.int64),
+    }
 
     def decode(record: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         parsed = tf.io.parse_single_example(record, features)
-        pixels = (tf.io.decode_png(parsed["image"], channels=1) if encoding == "png"
-                  else tf.io.decode_raw(parsed["image"], tf.uint8))
+        pixels = (
+            tf.io.decode_png(parsed["image"], channels=1)
+            if encoding == "png"
+            else tf.io.decode_raw(parsed["image"], tf.uint8)
+        )
         return tf.reshape(pixels, [size, size, 1]), parsed["labels"]
 
     stream = tf.data.TFRecordDataset(str(path)).map(decode).batch(32)
@@ -108,25 +115,50 @@ def main() -> None:
         subset = select_training_subset(manifest, 1.0, 0)
         files = [folder / name for name in subset.shards]
         in_memory = dataset.read_split(files, args.size, args.size, len(manifest["labels"]))
-        from_shards = dataset.training_dataset(files, subset.patients, subset.images, args.size, args.size,
-                                               len(manifest["labels"]), args.batch_size, seed=0)
-        from_memory = dataset.in_memory_training_dataset(in_memory.images, in_memory.labels, args.batch_size, seed=0)
-        print(f"{subset.images} training images, {args.size} px, batch {args.batch_size}, "
-              f"{args.rounds} rounds of {args.epochs} epochs, threads {os.environ.get('OMP_NUM_THREADS', 'all')}")
-        rates = train_rates({"shards": from_shards, "memory": from_memory}, subset.images, args.size,
-                            in_memory.labels, args.epochs, args.rounds)
+        from_shards = dataset.training_dataset(
+            files,
+            subset.patients,
+            subset.images,
+            args.size,
+            args.size,
+            len(manifest["labels"]),
+            args.batch_size,
+            seed=0,
+        )
+        from_memory = dataset.in_memory_training_dataset(
+            in_memory.images, in_memory.labels, args.batch_size, seed=0
+        )
+        print(
+            f"{subset.images} training images, {args.size} px, batch {args.batch_size}, "
+            f"{args.rounds} rounds of {args.epochs} epochs, threads {os.environ.get('OMP_NUM_THREADS', 'all')}"
+        )
+        rates = train_rates(
+            {"shards": from_shards, "memory": from_memory},
+            subset.images,
+            args.size,
+            in_memory.labels,
+            args.epochs,
+            args.rounds,
+        )
         for name, values in rates.items():
-            print(f"training fed from {name:6s} : median {statistics.median(values):7.1f} images/s  "
-                  f"(rounds: {', '.join(f'{v:.0f}' for v in values)})")
+            print(
+                f"training fed from {name:6s} : median {statistics.median(values):7.1f} images/s  "
+                f"(rounds: {', '.join(f'{v:.0f}' for v in values)})"
+            )
         ratio = statistics.median(rates["shards"]) / statistics.median(rates["memory"])
         print(f"ratio shards / memory    : {ratio:7.3f}   (target >= 0.8)")
         for encoding in ("png", "raw"):
             path = scratch / f"{encoding}.tfrecord"
             size_on_disk = write_records(path, in_memory.images, in_memory.labels, encoding)
             rate = decode_rate(path, encoding, args.size, subset.images)
-            print(f"read+decode only, {encoding:4s}   : {rate:8.0f} images/s on one thread, "
-                  f"{size_on_disk / subset.images:6.0f} bytes/image")
-        print(f"synth {prepared.synth_seconds:.1f} s, shard {prepared.shard_seconds:.1f} s for {args.images} images")
+            print(
+                f"read+decode only, {encoding:4s}   : {rate:8.0f} images/s on one thread, "
+                f"{size_on_disk / subset.images:6.0f} bytes/image"
+            )
+        print(
+            f"synth {prepared.synth_seconds:.1f} s, shard {prepared.shard_seconds:.1f} s for {args.images} images"
+        )
+
 
 if __name__ == "__main__":
     main()

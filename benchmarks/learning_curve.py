@@ -45,9 +45,27 @@ def sandbox_for(item: Item, manifest: DataManifest, root: Path) -> tuple[Path, i
 
 
 def run_item(item: Item, sandbox: Path, epochs: int, batch_size: int, threads: str) -> dict[str, Any]:
-    command = [sys.executable, "-m", "sweep.job", "--data", ".", "--out", names.JOB_OUTPUT_DIR,
-               "--fraction", str(item.fraction), "--replica", str(item.replica), "--seed", str(item.seed),
-               "--subset-seed", str(item.subset_seed), "--epochs", str(epochs), "--batch-size", str(batch_size)]
+    command = [
+        sys.executable,
+        "-m",
+        "sweep.job",
+        "--data",
+        ".",
+        "--out",
+        names.JOB_OUTPUT_DIR,
+        "--fraction",
+        str(item.fraction),
+        "--replica",
+        str(item.replica),
+        "--seed",
+        str(item.seed),
+        "--subset-seed",
+        str(item.subset_seed),
+        "--epochs",
+        str(epochs),
+        "--batch-size",
+        str(batch_size),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": threads, "TF_CPP_MIN_LOG_LEVEL": "2"}
     result = subprocess.run(command, cwd=sandbox, env=env, capture_output=True, text=True, check=False)
     out = sandbox / names.JOB_OUTPUT_DIR
@@ -59,7 +77,9 @@ def run_item(item: Item, sandbox: Path, epochs: int, batch_size: int, threads: s
 
 def summarize(metrics: dict[str, Any], plan_bytes: int) -> dict[str, Any]:
     youden = metrics["thresholds"]["youden"]
-    rates = [entry["predicted_positive_rate"] for entry in youden.values() if entry.get("threshold") is not None]
+    rates = [
+        entry["predicted_positive_rate"] for entry in youden.values() if entry.get("threshold") is not None
+    ]
     return {
         "fraction": metrics["fraction"],
         "replica": metrics["replica"],
@@ -77,11 +97,14 @@ def summarize(metrics: dict[str, Any], plan_bytes: int) -> dict[str, Any]:
 
 def print_row(row: dict[str, Any]) -> None:
     predicting = row["labels_predicting_positives"]
-    print(f"  f={row['fraction']:<5} r={row['replica']}  train {row['train_images']:5d} images  "
-          f"plan {row['plan_bytes'] / 1e6:5.2f} MB  AUC {row['auc_macro']:.3f} over {row['auc_labels_evaluated']} labels  "
-          f"positives predicted for {predicting['youden']}/{row['labels_thresholded']} (Youden), "
-          f"{predicting['lowest_positive']} (lowest positive), {predicting['fixed_0.5']} (0.5)  "
-          f"train {row['train_seconds']:.1f} s, job {row['total_seconds']:.1f} s", flush=True)
+    print(
+        f"  f={row['fraction']:<5} r={row['replica']}  train {row['train_images']:5d} images  "
+        f"plan {row['plan_bytes'] / 1e6:5.2f} MB  AUC {row['auc_macro']:.3f} over {row['auc_labels_evaluated']} labels  "
+        f"positives predicted for {predicting['youden']}/{row['labels_thresholded']} (Youden), "
+        f"{predicting['lowest_positive']} (lowest positive), {predicting['fixed_0.5']} (0.5)  "
+        f"train {row['train_seconds']:.1f} s, job {row['total_seconds']:.1f} s",
+        flush=True,
+    )
 
 
 def print_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -91,12 +114,18 @@ def print_summary(rows: list[dict[str, Any]]) -> dict[str, Any]:
         group = [row for row in rows if row["fraction"] == fraction]
         aucs = [row["auc_macro"] for row in group]
         spread = statistics.stdev(aucs) if len(aucs) > 1 else 0.0
-        summary[fraction] = {"auc_mean": statistics.mean(aucs), "auc_sd": spread, "aucs": aucs,
-                             "plan_bytes": statistics.mean(row["plan_bytes"] for row in group),
-                             "train_images": statistics.mean(row["train_images"] for row in group)}
-        print(f"  {fraction:<5} AUC {statistics.mean(aucs):.3f} (sd {spread:.3f})  "
-              f"[{', '.join(f'{a:.3f}' for a in aucs)}]  {summary[fraction]['train_images']:.0f} train images, "
-              f"{summary[fraction]['plan_bytes'] / 1e6:.2f} MB moved")
+        summary[fraction] = {
+            "auc_mean": statistics.mean(aucs),
+            "auc_sd": spread,
+            "aucs": aucs,
+            "plan_bytes": statistics.mean(row["plan_bytes"] for row in group),
+            "train_images": statistics.mean(row["train_images"] for row in group),
+        }
+        print(
+            f"  {fraction:<5} AUC {statistics.mean(aucs):.3f} (sd {spread:.3f})  "
+            f"[{', '.join(f'{a:.3f}' for a in aucs)}]  {summary[fraction]['train_images']:.0f} train images, "
+            f"{summary[fraction]['plan_bytes'] / 1e6:.2f} MB moved"
+        )
     return summary
 
 
@@ -110,27 +139,50 @@ def main() -> None:
     parser.add_argument("--fractions", default="0.1,0.5,1.0")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", default="2", help="OMP_NUM_THREADS of each job")
-    parser.add_argument("--keep", type=Path, help="work here and keep everything (default: a temporary folder)")
+    parser.add_argument(
+        "--keep", type=Path, help="work here and keep everything (default: a temporary folder)"
+    )
     parser.add_argument("--json", type=Path, help="also write the rows and the summary here")
     args = parser.parse_args()
-    spec = SweepSpec(name="curve", fractions=parse_fractions(args.fractions), replicas=args.replicas,
-                     seed=args.seed, epochs=args.epochs, batch_size=args.batch_size)
+    spec = SweepSpec(
+        name="curve",
+        fractions=parse_fractions(args.fractions),
+        replicas=args.replicas,
+        seed=args.seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+    )
     with tempfile.TemporaryDirectory() as scratch_dir:
         scratch = args.keep or Path(scratch_dir)
         prepared = prepare_shards(scratch, args.images, args.size, seed=args.seed)
-        print(f"synth {args.images} images at {args.size} px: {prepared.synth_seconds:.1f} s; "
-              f"shard: {prepared.shard_seconds:.1f} s ({prepared.manifest.summary()})")
-        print(f"{len(spec.items())} jobs: fractions {', '.join(fraction_label(f) for f in spec.fractions)} x "
-              f"{args.replicas} replicas, {args.epochs} epochs, batch {args.batch_size}, {args.threads} threads each")
+        print(
+            f"synth {args.images} images at {args.size} px: {prepared.synth_seconds:.1f} s; "
+            f"shard: {prepared.shard_seconds:.1f} s ({prepared.manifest.summary()})"
+        )
+        print(
+            f"{len(spec.items())} jobs: fractions {', '.join(fraction_label(f) for f in spec.fractions)} x "
+            f"{args.replicas} replicas, {args.epochs} epochs, batch {args.batch_size}, {args.threads} threads each"
+        )
         rows = []
         for item in spec.items():
             sandbox, plan_bytes = sandbox_for(item, prepared.manifest, scratch / "items")
-            rows.append(summarize(run_item(item, sandbox, args.epochs, args.batch_size, args.threads), plan_bytes))
+            rows.append(
+                summarize(run_item(item, sandbox, args.epochs, args.batch_size, args.threads), plan_bytes)
+            )
             print_row(rows[-1])
         summary = print_summary(rows)
         if args.json:
-            args.json.write_text(json.dumps({"rows": rows, "summary": summary, "synth_seconds": prepared.synth_seconds,
-                                             "shard_seconds": prepared.shard_seconds}, indent=2))
+            args.json.write_text(
+                json.dumps(
+                    {
+                        "rows": rows,
+                        "summary": summary,
+                        "synth_seconds": prepared.synth_seconds,
+                        "shard_seconds": prepared.shard_seconds,
+                    },
+                    indent=2,
+                )
+            )
 
 
 if __name__ == "__main__":

@@ -42,11 +42,20 @@ def main() -> None:
         root = Path(scratch)
         synthesize(root / "source", images=args.images, size=args.size, seed=0)
         shard_dataset(root / "source", root / "shards", size=args.size)
-        spec = SweepSpec(name="bench", fractions=parse_fractions("0.25..1:0.25"), replicas=args.replicas,
-                         epochs=args.epochs)
-        request = SubmitRequest(spec=spec, data_dir=root / "shards", sweeps_dir=root / "sweeps",
-                                requirements_file=job_requirements(), env_cache=default_env_cache(),
-                                backend={"name": "local"})
+        spec = SweepSpec(
+            name="bench",
+            fractions=parse_fractions("0.25..1:0.25"),
+            replicas=args.replicas,
+            epochs=args.epochs,
+        )
+        request = SubmitRequest(
+            spec=spec,
+            data_dir=root / "shards",
+            sweeps_dir=root / "sweeps",
+            requirements_file=job_requirements(),
+            env_cache=default_env_cache(),
+            backend={"name": "local"},
+        )
         started = time.monotonic()
         sweep, manifest = submit_sweep(request)
         statuses = wait_for_sweep(root / "sweeps", "bench", lambda *_: None, interval=0.2)
@@ -58,17 +67,23 @@ def main() -> None:
             starts[item] = float(wrapper.get("interpreter_start") or 0.0)  # type: ignore[union-attr]
     slots = local_slots(spec.resources.cpus)
     busy = sum(s.wall_time or 0.0 for s in statuses.values())
-    results["overhead"] = results["t_unpack"].fillna(0) + results["item"].map(starts) + results["t_import"].fillna(0)
+    results["overhead"] = (
+        results["t_unpack"].fillna(0) + results["item"].map(starts) + results["t_import"].fillna(0)
+    )
     results["share"] = results["overhead"] / results["wall_time"]
     first = results.loc[results["t_unpack"].idxmax()]
     print(f"items: {len(results)} ({results['state'].value_counts().to_dict()}), slots: {slots}")
     print(f"sweep wall time: {sweep_wall:.1f} s; sum of item wall times: {busy:.1f} s")
     print(f"sweep wall / (sum of item walls / slots): {sweep_wall / (busy / slots):.2f} (target <= 1.2)")
-    print(f"wrapper overhead (unpack + interpreter + TensorFlow import) / item wall, median: "
-          f"{statistics.median(results['share']):.2f} (median overhead {statistics.median(results['overhead']):.1f} s "
-          f"of {statistics.median(results['wall_time']):.1f} s)")
-    print(f"largest unpack (the item that filled the shared environment cache, if it was empty): {first['t_unpack']:.1f} s, "
-          f"overhead share {first['share']:.2f}")
+    print(
+        f"wrapper overhead (unpack + interpreter + TensorFlow import) / item wall, median: "
+        f"{statistics.median(results['share']):.2f} (median overhead {statistics.median(results['overhead']):.1f} s "
+        f"of {statistics.median(results['wall_time']):.1f} s)"
+    )
+    print(
+        f"largest unpack (the item that filled the shared environment cache, if it was empty): {first['t_unpack']:.1f} s, "
+        f"overhead share {first['share']:.2f}"
+    )
 
 
 if __name__ == "__main__":

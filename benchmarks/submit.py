@@ -40,24 +40,43 @@ def rendered_sweep(folder: Path, items: int):
         (folder / name).write_bytes(b"x")
         return Tarball(path=folder / name, sha256="0" * 64, bytes=1, files=1, compression="gzip")
 
-    env = EnvManifest(key="bench", python_version="3.11", platform="linux-x86_64", glibc_min="2.17",
-                      interpreter=tarball("python.tar.gz"), site_packages=tarball("site.tar.zst"),
-                      requirements=folder / "requirements.txt")
+    env = EnvManifest(
+        key="bench",
+        python_version="3.11",
+        platform="linux-x86_64",
+        glibc_min="2.17",
+        interpreter=tarball("python.tar.gz"),
+        site_packages=tarball("site.tar.zst"),
+        requirements=folder / "requirements.txt",
+    )
     replicas = 10
     step = 1 / (items // replicas)
-    spec = SweepSpec(name="bench-submit", fractions=parse_fractions(f"{step:g}..1:{step:g}"), replicas=replicas,
-                     requirements="false")  # never matches: the benchmark measures submission only
+    spec = SweepSpec(
+        name="bench-submit",
+        fractions=parse_fractions(f"{step:g}..1:{step:g}"),
+        replicas=replicas,
+        requirements="false",
+    )  # never matches: the benchmark measures submission only
     (folder / "manifest.json").write_text("{}")
     plans = {item.name: Plan(("manifest.json",)) for item in spec.items()}
     (folder / "items").mkdir()
-    return render_submission(spec, env, tarball("code.tar.gz"), plans, sweep_dir=folder, data_dir=folder,
-                             wrapper=folder / "job-wrapper.sh")
+    return render_submission(
+        spec,
+        env,
+        tarball("code.tar.gz"),
+        plans,
+        sweep_dir=folder,
+        data_dir=folder,
+        wrapper=folder / "job-wrapper.sh",
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", type=int, default=1000)
-    parser.add_argument("--process-samples", type=int, default=20, help="single submits timed in new processes")
+    parser.add_argument(
+        "--process-samples", type=int, default=20, help="single submits timed in new processes"
+    )
     args = parser.parse_args()
     shared = Path(os.environ.get("SWEEP_POOL_SHARED", tempfile.gettempdir()))
     schedd = CondorBackend().schedd()
@@ -74,12 +93,18 @@ def main() -> None:
             transaction = time.perf_counter() - start
             start = time.perf_counter()
             for row in rows:
-                clusters.append(schedd.submit(htcondor2.Submit(rendered.submit_text), itemdata=iter([row])).cluster())
+                clusters.append(
+                    schedd.submit(htcondor2.Submit(rendered.submit_text), itemdata=iter([row])).cluster()
+                )
             singles = time.perf_counter() - start
-            per_process = [_submit_in_new_process(Path(scratch), rendered.submit_text, row, clusters)
-                           for row in rows[: args.process_samples]]
+            per_process = [
+                _submit_in_new_process(Path(scratch), rendered.submit_text, row, clusters)
+                for row in rows[: args.process_samples]
+            ]
         finally:
-            schedd.act(htcondor2.JobAction.Remove, " || ".join(f"ClusterId == {c}" for c in clusters) or "false")
+            schedd.act(
+                htcondor2.JobAction.Remove, " || ".join(f"ClusterId == {c}" for c in clusters) or "false"
+            )
     time.sleep(2)
     shutil.rmtree(scratch, ignore_errors=True)
     print(f"items: {len(rows)}")
@@ -87,8 +112,10 @@ def main() -> None:
     print(f"{len(rows)} single-item submits: {singles:.3f} s")
     print(f"speed-up over single submits from one process: {singles / transaction:.1f}x (target >= 20x)")
     estimate = statistics.median(per_process) * len(rows)
-    print(f"one process per submit (a loop of condor_submit-like calls; median of {len(per_process)} timed, "
-          f"x {len(rows)}): {estimate:.0f} s; speed-up {estimate / transaction:.0f}x")
+    print(
+        f"one process per submit (a loop of condor_submit-like calls; median of {len(per_process)} timed, "
+        f"x {len(rows)}): {estimate:.0f} s; speed-up {estimate / transaction:.0f}x"
+    )
 
 
 SUBMIT_ONE = """
@@ -101,8 +128,14 @@ print(htcondor2.Schedd().submit(htcondor2.Submit(text), itemdata=iter([row])).cl
 def _submit_in_new_process(folder: Path, text: str, row: dict[str, str], clusters: list[int]) -> float:
     """One job submitted by a fresh process, as a shell loop over per-job submit files does it."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", SUBMIT_ONE], input=json.dumps([text, row]), capture_output=True,
-                          text=True, check=True, cwd=folder)
+    done = subprocess.run(
+        [sys.executable, "-c", SUBMIT_ONE],
+        input=json.dumps([text, row]),
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=folder,
+    )
     elapsed = time.perf_counter() - start
     clusters.append(int(done.stdout.strip()))
     return elapsed

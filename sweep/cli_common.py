@@ -83,6 +83,22 @@ SweepsDir = Annotated[
 SweepName = Annotated[str, typer.Argument(help="The sweep's name (a folder under --sweeps-dir).")]
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of text.")]
 DEFAULT_SWEEPS_DIR = Path("sweeps")
+RequirementsFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--requirements",
+        help="Locked requirements of the job environment.",
+        show_default="the lock file shipped with sweep",
+    ),
+]
+EnvCache = Annotated[
+    Path | None,
+    typer.Option(
+        "--cache",
+        help="Where environment tarballs are kept.",
+        show_default="$SWEEP_ENV_CACHE_DIR or ~/.cache/sweep/envs",
+    ),
+]
 
 
 class ProgressBar:

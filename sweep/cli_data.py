@@ -20,7 +20,9 @@ def data_synth(
     out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="New folder for the dataset.")],
     images: Annotated[int, whole_number("--images", "Number of images.", 1, 10_000_000)] = 2000,
     size: Annotated[int, whole_number("--size", "Image side in pixels.", *SYNTH_SIZES)] = 64,
-    seed: Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives the same dataset.")] = 0,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Random seed; the same seed gives the same dataset.")
+    ] = 0,
     as_json: JsonFlag = False,
 ) -> None:
     """Generate a synthetic look-alike of NIH ChestX-ray14 (same layout, labels and imbalance)."""
@@ -48,7 +50,13 @@ def data_shard(
     with ProgressBar("sharding images") as report:
         manifest = shard_dataset(src, out_dir, size=size, progress=report)
     if as_json:
-        print_json({**manifest.sweep_record(), "shards": len(manifest.shards()), "bytes": manifest.bytes,
-                    "splits": {name: split.images for name, split in manifest.splits.items()}})
+        print_json(
+            {
+                **manifest.sweep_record(),
+                "shards": len(manifest.shards()),
+                "bytes": manifest.bytes,
+                "splits": {name: split.images for name, split in manifest.splits.items()},
+            }
+        )
         return
     say(f"wrote {manifest.summary()}")

@@ -23,8 +23,13 @@ from sweep.state import ItemState, ItemStatus, SweepDir, SweepManifest
 
 METRICS_SCHEMA = names.METRICS_SCHEMA
 # the job's own timings (metrics.json "timings") behind each stage column
-JOB_TIMINGS = {C.T_IMPORT: "import", C.T_LOAD: "data_load", C.T_TRAIN: "train", C.T_EVALUATE: "evaluate",
-               C.T_EXPORT: "export"}
+JOB_TIMINGS = {
+    C.T_IMPORT: "import",
+    C.T_LOAD: "data_load",
+    C.T_TRAIN: "train",
+    C.T_EVALUATE: "evaluate",
+    C.T_EXPORT: "export",
+}
 WRAPPER_UNPACK_KEYS = ("verify", "unpack_interpreter", "unpack_code", "unpack_site")
 
 
@@ -45,13 +50,17 @@ def collect_sweep(sweeps_dir: Path, name: str) -> CollectResult:
         table = results_table(sweep, manifest, statuses)
         parquet, csv = sweep.path / names.RESULTS_PARQUET, sweep.path / names.RESULTS_CSV
         # one update: a full disk must not leave a new parquet beside the previous csv
-        atomic_write_files({parquet: _parquet_bytes(table), csv: table.to_csv(index=False, lineterminator="\n").encode()})
+        atomic_write_files(
+            {parquet: _parquet_bytes(table), csv: table.to_csv(index=False, lineterminator="\n").encode()}
+        )
     problems = [f"{row.item}: {row.output_problem}" for row in table.itertuples() if row.output_problem]
     counts = table[C.STATE].value_counts().to_dict()
     return CollectResult(parquet=parquet, csv=csv, rows=len(table), counts=counts, problems=problems)
 
 
-def results_table(sweep: SweepDir, manifest: SweepManifest, statuses: Mapping[str, ItemStatus]):  # -> pd.DataFrame
+def results_table(
+    sweep: SweepDir, manifest: SweepManifest, statuses: Mapping[str, ItemStatus]
+):  # -> pd.DataFrame
     import pandas as pd
 
     labels = manifest.labels
@@ -63,7 +72,9 @@ def results_table(sweep: SweepDir, manifest: SweepManifest, statuses: Mapping[st
     return table
 
 
-def item_row(sweep: SweepDir, row: Mapping[str, object], status: ItemStatus, labels: list[str]) -> dict[str, object]:
+def item_row(
+    sweep: SweepDir, row: Mapping[str, object], status: ItemStatus, labels: list[str]
+) -> dict[str, object]:
     item = str(row["item"])
     out_dir = sweep.item_output(item)
     metrics, problem = read_metrics(out_dir, expect=status.state is ItemState.DONE)
@@ -72,31 +83,40 @@ def item_row(sweep: SweepDir, row: Mapping[str, object], status: ItemStatus, lab
     host = metrics.get("host", {}) if metrics else {}
     per_label = metrics.get("auc_per_label", {}) if metrics else {}
     model = out_dir / names.MODEL_KERAS
-    return C.result_row({
-        C.ITEM: item,
-        C.FRACTION: float(str(row["fraction"])),
-        C.REPLICA: int(str(row["replica"])),
-        C.SEED: int(str(row["seed"])),
-        C.STATE: status.state.value,
-        C.REASON: status.reason,
-        C.EXIT_CODE: status.exit_code,
-        C.EXIT_SIGNAL: status.exit_signal,
-        C.RETRIES: status.retries,
-        C.HOST: status.host or host.get("hostname", ""),
-        C.MICROARCH: host.get("machine_microarch") or status.microarch or host.get("microarch_measured", ""),
-        C.CPU_MODEL: host.get("cpu_model", ""),
-        C.TRAIN_IMAGES: metrics.get("train_images", row.get("train_images")) if metrics else row.get("train_images"),
-        C.TRAIN_PATIENTS: metrics.get("train_patients", row.get("train_patients")) if metrics else row.get("train_patients"),
-        C.T_TRANSFER: _number(status.transfer_seconds),
-        C.T_UNPACK: _sum_or_none(wrapper, WRAPPER_UNPACK_KEYS),
-        **{column: _number(timings.get(key)) for column, key in JOB_TIMINGS.items()},
-        C.WALL_TIME: _number(status.wall_time),
-        C.AUC_MACRO: _number(metrics.get("auc_macro")) if metrics else None,
-        C.AUC_LABELS: metrics.get("auc_labels_evaluated") if metrics else None,
-        **{C.label_column(label): _number(per_label.get(label)) for label in labels},
-        C.MODEL_PATH: str(model.relative_to(sweep.path)) if metrics and model.is_file() else "",
-        C.OUTPUT_PROBLEM: problem,
-    }, labels)
+    return C.result_row(
+        {
+            C.ITEM: item,
+            C.FRACTION: float(str(row["fraction"])),
+            C.REPLICA: int(str(row["replica"])),
+            C.SEED: int(str(row["seed"])),
+            C.STATE: status.state.value,
+            C.REASON: status.reason,
+            C.EXIT_CODE: status.exit_code,
+            C.EXIT_SIGNAL: status.exit_signal,
+            C.RETRIES: status.retries,
+            C.HOST: status.host or host.get("hostname", ""),
+            C.MICROARCH: host.get("machine_microarch")
+            or status.microarch
+            or host.get("microarch_measured", ""),
+            C.CPU_MODEL: host.get("cpu_model", ""),
+            C.TRAIN_IMAGES: metrics.get("train_images", row.get("train_images"))
+            if metrics
+            else row.get("train_images"),
+            C.TRAIN_PATIENTS: metrics.get("train_patients", row.get("train_patients"))
+            if metrics
+            else row.get("train_patients"),
+            C.T_TRANSFER: _number(status.transfer_seconds),
+            C.T_UNPACK: _sum_or_none(wrapper, WRAPPER_UNPACK_KEYS),
+            **{column: _number(timings.get(key)) for column, key in JOB_TIMINGS.items()},
+            C.WALL_TIME: _number(status.wall_time),
+            C.AUC_MACRO: _number(metrics.get("auc_macro")) if metrics else None,
+            C.AUC_LABELS: metrics.get("auc_labels_evaluated") if metrics else None,
+            **{C.label_column(label): _number(per_label.get(label)) for label in labels},
+            C.MODEL_PATH: str(model.relative_to(sweep.path)) if metrics and model.is_file() else "",
+            C.OUTPUT_PROBLEM: problem,
+        },
+        labels,
+    )
 
 
 def read_metrics(out_dir: Path, *, expect: bool) -> tuple[dict, str]:

@@ -69,8 +69,14 @@ def ensure_shards(settings: DemoSettings, source: Path, say: Say) -> Path:
     return folder
 
 
-def run_demo(settings: DemoSettings, *, requirements_file: Path, env_cache: Path, say: Say,
-             watch: Callable[[Path, str], None]) -> DemoResult:
+def run_demo(
+    settings: DemoSettings,
+    *,
+    requirements_file: Path,
+    env_cache: Path,
+    say: Say,
+    watch: Callable[[Path, str], None],
+) -> DemoResult:
     from sweep.collect import collect_sweep
     from sweep.submitting import SubmitRequest, submit_sweep
 
@@ -81,15 +87,24 @@ def run_demo(settings: DemoSettings, *, requirements_file: Path, env_cache: Path
         seed=settings.seed, epochs=settings.epochs, resources=Resources(cpus=1, memory_mb=2048, disk_kb=4 * 1024**2),
     )  # fmt: skip
     sweeps_dir = settings.workdir / "sweeps"
-    request = SubmitRequest(spec=spec, data_dir=shards.resolve(), sweeps_dir=sweeps_dir, requirements_file=requirements_file,
-                            env_cache=env_cache, backend={"name": "local"}, replace_existing=True)
+    request = SubmitRequest(
+        spec=spec,
+        data_dir=shards.resolve(),
+        sweeps_dir=sweeps_dir,
+        requirements_file=requirements_file,
+        env_cache=env_cache,
+        backend={"name": "local"},
+        replace_existing=True,
+    )
     sweep, manifest = submit_sweep(request, progress=say)
     say(f"sweep: {len(manifest.items)} items running on this machine")
     watch(sweeps_dir, settings.name)
     collected = collect_sweep(sweeps_dir, settings.name)
     say(f"collected {collected.rows} rows into {collected.csv}")
     report_html = make_report(sweeps_dir, settings.name, say)
-    return DemoResult(sweep_dir=sweep.path, results_csv=collected.csv, report_html=report_html, counts=collected.counts)
+    return DemoResult(
+        sweep_dir=sweep.path, results_csv=collected.csv, report_html=report_html, counts=collected.counts
+    )
 
 
 def make_report(sweeps_dir: Path, name: str, say: Say) -> Path:

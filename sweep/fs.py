@@ -24,7 +24,9 @@ HASH_CHUNK = 1 << 20
 
 def _write_error(path: Path, error: OSError) -> SweepError:
     if error.errno == errno.ENOSPC:
-        return SweepError(f"no space left on the device while writing {path}; nothing was written there; free space and retry")
+        return SweepError(
+            f"no space left on the device while writing {path}; nothing was written there; free space and retry"
+        )
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return SweepError(f"cannot write {path}: {error.strerror}; accepted: a folder you can write to")
     return SweepError(f"cannot write {path}: {error.strerror or error}")
@@ -80,7 +82,9 @@ def atomic_write_files(files: Mapping[Path, bytes], mode: int = 0o644) -> None:
     current = next(iter(files), Path("."))
     try:
         for current, data in files.items():
-            fd, temps[current] = tempfile.mkstemp(prefix=f".{current.name}.", suffix=".tmp", dir=current.parent)
+            fd, temps[current] = tempfile.mkstemp(
+                prefix=f".{current.name}.", suffix=".tmp", dir=current.parent
+            )
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()
@@ -136,7 +140,9 @@ def file_lock(path: Path, *, wait: bool = True, what: str = "this sweep") -> Ite
         try:
             fcntl.flock(handle.fileno(), flags)
         except BlockingIOError:
-            raise SweepError(f"{what} is busy: another sweep command holds {path}; try again when it finishes") from None
+            raise SweepError(
+                f"{what} is busy: another sweep command holds {path}; try again when it finishes"
+            ) from None
         try:
             yield
         finally:

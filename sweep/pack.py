@@ -1,7 +1,6 @@
 """Environment tarballs: build, hash, cache, verify.
 
-CONTRACT (filled in by the packing work): the dataclasses below are what render, the
-backends and `sweep pack` rely on. Functions raise PackError on user-facing failures.
+Functions raise PackError on user-facing failures.
 
 A packed environment is two tarballs in the cache folder, named by a content key:
   python-KEY.tar.gz          the running base interpreter, slimmed, with zstandard (plain tar + gzip)
@@ -22,18 +21,15 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import sysconfig
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sweep import names, resources
 from sweep.archive import Member, Written, write_tar_gz, write_tar_zstd
 from sweep.elfscan import SystemNeeds, scan_tree
 from sweep.envfiles import (
@@ -43,51 +39,15 @@ from sweep.envfiles import (
     select_interpreter,
     select_site_packages,
 )
+from sweep.envtypes import EnvManifest, PackResult, Progress, Tarball
 from sweep.errors import PackError
 from sweep.fs import atomic_write_text, sha256_file
+from sweep.jobcode import pack_job_code
+from sweep.locks import check_hashed, install_lock, locked_lines
 
 # Bump when the layout inside the tarballs or the exclusion rules (sweep/envfiles.py) change.
 PACK_FORMAT = 1
 FULL_DISK_BYTES = 1 << 20  # less free space than this after a failed build step: the disk is why
-
-Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True)
-class Tarball:
-    """One built archive and what its JSON manifest (beside it) says about it."""
-
-    path: Path
-    sha256: str
-    bytes: int
-    files: int
-    compression: Literal["gzip", "zstd"]
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-@dataclass(frozen=True)
-class EnvManifest:
-    """A packed job environment: a relocatable interpreter and the pre-installed dependencies."""
-
-    key: str  # content hash of (python version, platform, glibc, locked requirements)
-    python_version: str  # e.g. "3.11.7"
-    platform: str  # e.g. "linux-x86_64"
-    glibc_min: str  # the oldest glibc the tarballs run on, e.g. "2.35"
-    interpreter: Tarball  # gzip: unpackable with plain tar + gzip on a bare node
-    site_packages: Tarball  # zstd: unpacked by the shipped interpreter's zstandard module
-    requirements: Path  # the locked requirements file it was built from
-    system_libraries: tuple[str, ...] = ()  # shared libraries the node must provide
-
-
-@dataclass(frozen=True)
-class PackResult:
-    env: EnvManifest
-    cache_hit: bool
-    seconds: float
-
 
 # ----------------------------------------------------------------------------- names and keys
 
@@ -110,24 +70,6 @@ def _glibc_version() -> str:
     return found.rpartition(" ")[2] or "none"
 
 
-def _locked_lines(requirements: Path) -> list[str]:
-    """The requirements as pip reads them: one entry per requirement, its `\\`-continued --hash lines
-    joined, comments and blanks dropped. Editing the header or uv's `# via` notes keeps the key."""
-    try:
-        text = requirements.read_text(encoding="utf-8")
-    except OSError as error:
-        raise PackError(f"cannot read the requirements file {requirements}: {error.strerror}") from error
-    entries: list[str] = []
-    pending: list[str] = []
-    for raw in text.splitlines():
-        line = "" if raw.lstrip().startswith("#") else raw.split(" #", 1)[0].strip()
-        pending += line.removesuffix("\\").split()
-        if not line.endswith("\\") and pending:
-            entries.append(" ".join(pending))
-            pending = []
-    return entries + ([" ".join(pending)] if pending else [])
-
-
 def environment_key(requirements: Path) -> str:
     """Content hash of what determines the tarballs' bytes (16 hex digits)."""
     identity = {
@@ -136,7 +78,7 @@ def environment_key(requirements: Path) -> str:
         "implementation": sys.implementation.name,
         "platform": sysconfig.get_platform(),
         "glibc": _glibc_version(),
-        "requirements": _locked_lines(requirements),
+        "requirements": locked_lines(requirements),
     }
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -213,7 +155,9 @@ def planned_environment(requirements: Path, cache_dir: Path) -> EnvManifest:
     key = environment_key(requirements)
 
     def planned(name: str, compression: Literal["gzip", "zstd"]) -> Tarball:
-        return Tarball(path=cache_dir / name, sha256="not-packed-yet", bytes=0, files=0, compression=compression)
+        return Tarball(
+            path=cache_dir / name, sha256="not-packed-yet", bytes=0, files=0, compression=compression
+        )
 
     return EnvManifest(
         key=key,
@@ -273,8 +217,8 @@ def _build_under_lock(requirements: Path, cache_dir: Path, key: str, report: Pro
     try:
         with _scratch_dir(cache_dir, key) as scratch:
             try:
-                _check_hashed(requirements)
-                site_dir = _install_requirements(requirements, scratch / "venv", report)
+                check_hashed(requirements)
+                site_dir = install_lock(requirements, scratch / "venv", report)
                 _write_environment(requirements, cache_dir, key, site_dir, scratch, report)
             except PackError as error:  # checked before the scratch folder goes and frees the disk again
                 raise _with_full_disk_named(cache_dir, error) from None
@@ -289,13 +233,17 @@ def _with_full_disk_named(cache_dir: Path, error: PackError) -> PackError:
     """venv and pip report a full disk in their own words, ensurepip not at all: name it when it is so."""
     if shutil.disk_usage(cache_dir).free >= FULL_DISK_BYTES:
         return error
-    return PackError(f"{_cache_error(cache_dir, OSError(errno.ENOSPC, 'no space'))}\n(the step that failed: {error})")
+    return PackError(
+        f"{_cache_error(cache_dir, OSError(errno.ENOSPC, 'no space'))}\n(the step that failed: {error})"
+    )
 
 
 def _cache_error(cache_dir: Path, error: OSError) -> str:
     if error.errno == errno.ENOSPC:
-        return (f"no space left on the device of the environment cache {cache_dir} while packing; "
-                "nothing of this environment was kept there; free space, or use --cache on another disk")
+        return (
+            f"no space left on the device of the environment cache {cache_dir} while packing; "
+            "nothing of this environment was kept there; free space, or use --cache on another disk"
+        )
     if error.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
         return f"cannot write to the environment cache {cache_dir}: {error.strerror}; accepted: --cache FOLDER you can write to"
     return f"packing into the environment cache {cache_dir} failed: {error.strerror or error}"
@@ -331,78 +279,6 @@ def _scratch_dir(cache_dir: Path, key: str) -> Iterator[Path]:
         yield scratch
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
-
-
-# The target of the job's lock (scripts/lock): CPython of this version on Linux x86-64, glibc >= 2.28.
-LOCK_PLATFORM = "x86_64-manylinux_2_28"
-
-
-def lock_command(requirements: Path) -> str:
-    """The one command that makes a hashed lock of `requirements` from a file of the direct needs."""
-    version = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return (f"uv pip compile --generate-hashes --python-version {version} --python-platform {LOCK_PLATFORM} "
-            f"NEEDS.in -o {requirements} (sweep's own lock: `make lock-job`, see envs/README.md)")
-
-
-def _check_hashed(requirements: Path) -> None:
-    """Refuse a file that is no hashed lock before a venv is made; pip --require-hashes enforces the rest
-    (every requirement pinned with ==, every dependency listed, every download matching a hash)."""
-    entries = _locked_lines(requirements)  # those starting with "-" are options (-c, --index-url)
-    bare = [entry for entry in entries if not entry.startswith("-") and "--hash=" not in entry]
-    if bare:
-        raise PackError(
-            f"{requirements} is not a hashed lock: {len(bare)} requirement(s) have no --hash "
-            f"({', '.join(bare[:3])}); `sweep pack` installs with pip --require-hashes. "
-            f"Make one with: {lock_command(requirements)}"
-        )
-
-
-def _install_requirements(requirements: Path, venv: Path, report: Progress) -> Path:
-    """A fresh venv of the running base interpreter with exactly the locked packages.
-
-    Not --no-deps: pip resolves each requirement's dependencies, and in --require-hashes mode refuses
-    one the lock does not pin and hash, so an incomplete lock fails here instead of in a job.
-    """
-    report(f"creating a venv of Python {platform.python_version()}")
-    _run([sys.executable, "-m", "venv", str(venv)], what=f"python -m venv {venv}", requirements=requirements)
-    pip = [str(venv / "bin" / "python"), "-m", "pip", "--disable-pip-version-check", "--no-input"]
-    report(f"installing {requirements} with pip (a few minutes when the pip cache is cold)")
-    try:
-        _run([*pip, "install", "--require-hashes", "-r", str(requirements)], what="pip install",
-             requirements=requirements)  # fmt: skip
-    except PackError as error:
-        if "--require-hashes mode" not in str(error):  # pip's words for an unpinned or unhashed dependency
-            raise
-        raise PackError(f"{error}\n{requirements} is not a complete hashed lock; make one with: "
-                        f"{lock_command(requirements)}") from None  # fmt: skip
-    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
-    return venv / "lib" / version / SITE_DIR
-
-
-def _run(command: list[str], *, what: str, requirements: Path) -> str:
-    result = subprocess.run(command, check=False, capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise PackError(
-            f"{what} failed for {requirements} (exit {result.returncode}):\n"
-            + _last_error_lines(result.stdout + result.stderr)
-        )
-    return result.stdout
-
-
-def _last_error_lines(output: str, count: int = 12) -> str:
-    """pip's ERROR lines with the indented ones under them (the requirements they name), else its
-    last lines that are not warnings."""
-    lines = [line for line in output.splitlines() if line.strip()]
-    errors: list[str] = []
-    under_error = False
-    for line in lines:
-        under_error = line.startswith("ERROR") or (under_error and line.startswith(" "))
-        if under_error:
-            errors.append(line)
-    if errors:
-        more = f"\n(and {len(errors) - count} more lines)" if len(errors) > count else ""
-        return "\n".join(errors[:count]) + more
-    return "\n".join(([line for line in lines if not line.startswith("WARNING")] or lines)[-count:])
 
 
 def _write_environment(
@@ -463,40 +339,6 @@ def _write_manifest(
         "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     atomic_write_text(manifest_path(tarball), json.dumps(manifest, indent=2) + "\n")
-
-
-# ----------------------------------------------------------------------------- the job code
-
-
-def job_code_members(source_root: Path) -> list[Member]:
-    """sweep/__init__.py, sweep/names.py and sweep/job/** without caches, sorted by name."""
-    package = source_root / "sweep"
-    sources = [package / "__init__.py", package / "names.py"]
-    sources += [p for p in (package / "job").rglob("*") if p.is_file() and "__pycache__" not in p.parts]
-    missing = [str(p) for p in sources[:2] if not p.is_file()]
-    if missing or not (package / "job").is_dir():
-        raise PackError(
-            f"the job code is incomplete under {source_root}: missing {missing or [package / 'job']}"
-        )
-    members = [
-        Member(p, p.relative_to(source_root).as_posix()) for p in sources if not p.name.endswith(".pyc")
-    ]
-    return sorted(members, key=lambda m: m.arcname)
-
-
-def pack_job_code(dest_dir: Path, *, source_root: Path | None = None) -> Tarball:
-    """The small deterministic code tarball (names.CODE_TARBALL): same sources, same sha256.
-
-    `source_root` (default: where this `sweep` package lives) holds the `sweep/` folder to pack;
-    tests point it at a copy with a stand-in job module.
-    """
-    members = job_code_members(source_root or resources.package_root())
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    dest = dest_dir / names.CODE_TARBALL
-    written = write_tar_gz(members, dest, deterministic=True, level=9)
-    return Tarball(
-        path=dest, sha256=written.sha256, bytes=written.bytes, files=len(members), compression="gzip"
-    )
 
 
 __all__ = [

@@ -16,8 +16,9 @@ from sweep.render import RenderedSubmission
 from sweep.state import Submission, SweepDir, SweepManifest, open_sweep, remove_sweep_dir
 
 
-def submit_or_undo(backend: Backend, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission,
-                   token: str) -> None:
+def submit_or_undo(
+    backend: Backend, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str
+) -> None:
     """Submit and record; on any failure adopt what the backend did accept under `token`, or undo it."""
     try:
         submission = backend.submit(sweep, manifest, rendered, token)

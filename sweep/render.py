@@ -33,7 +33,14 @@ SUBMIT_TEMPLATE = "submit.sub.j2"
 # comment: a path may hold none of them. Other characters are refused to keep lists parseable.
 SAFE_PATH = re.compile(r"^/[A-Za-z0-9_./+@%:~=-]*$")
 SAFE_WORD = re.compile(r"^[A-Za-z0-9_.:+@%/=-]+$")
-QUEUE_VARIABLES = ("item", "fraction", "replica", "seed", "subset_seed", "inputs")  # inputs last: it takes the rest of the line
+QUEUE_VARIABLES = (
+    "item",
+    "fraction",
+    "replica",
+    "seed",
+    "subset_seed",
+    "inputs",
+)  # inputs last: it takes the rest of the line
 
 
 class ItemPlan(Protocol):
@@ -65,23 +72,30 @@ def submit_word(value: object) -> str:
 def classad_string(value: object) -> str:
     text = str(value)
     if any(ch in text for ch in '"\\\n\r\0') or not text.isprintable():
-        raise RenderError(f"{text!r} cannot be a ClassAd string; accepted: printable text without quotes or backslashes")
+        raise RenderError(
+            f"{text!r} cannot be a ClassAd string; accepted: printable text without quotes or backslashes"
+        )
     return f'"{text}"'
 
 
-def submit_expression(expression: object, what: str = "requirements",
-                      example: str = '(has_avx2 =?= true) && (Memory >= 4096)') -> str:
+def submit_expression(
+    expression: object, what: str = "requirements", example: str = "(has_avx2 =?= true) && (Memory >= 4096)"
+) -> str:
     """A ClassAd expression on one line that parses on its own (so it cannot smuggle in commands)."""
     text = str(expression).strip()
     # a trailing backslash continues the line: the next command (or the queue statement) would join the value
     if not text or any(ch in text for ch in "\n\r\0") or text.endswith("\\") or "$(" in text or "$$(" in text:
-        raise RenderError(f"{what} {text!r} is not a single-line ClassAd expression; accepted: e.g. {example}")
+        raise RenderError(
+            f"{what} {text!r} is not a single-line ClassAd expression; accepted: e.g. {example}"
+        )
     import classad2
 
     try:
         classad2.ExprTree(text)
     except Exception:  # classad2 raises its own ClassAdException for every parse failure
-        raise RenderError(f"{what} {text!r} does not parse as a ClassAd expression; accepted: e.g. {example}") from None
+        raise RenderError(
+            f"{what} {text!r} does not parse as a ClassAd expression; accepted: e.g. {example}"
+        ) from None
     return text
 
 
@@ -122,7 +136,9 @@ def check_submit_key(key: str) -> str:
     """A key a user may add: a known submit command or a custom attribute (+Name), never one sweep sets."""
     lowered = key.strip().lower()
     if lowered in RESERVED_KEYS or lowered.startswith(RESERVED_PREFIXES):
-        raise RenderError(f"submit key {key!r} is reserved: sweep sets it itself; reserved: {_reserved_listing()}")
+        raise RenderError(
+            f"submit key {key!r} is reserved: sweep sets it itself; reserved: {_reserved_listing()}"
+        )
     if lowered not in SUBMIT_OPTIONS and not _CUSTOM_ATTRIBUTE.match(key.strip()):
         raise RenderError(
             f"submit key {key!r} is unknown; accepted: {', '.join(SUBMIT_OPTIONS)}, "
@@ -148,7 +164,9 @@ def parse_submit_option(text: str) -> tuple[str, str]:
     """KEY=VALUE as typed after --submit-option."""
     key, equals, value = text.partition("=")
     if not equals or not key.strip():
-        raise RenderError(f"--submit-option {text!r} is not KEY=VALUE; accepted: e.g. accounting_group=physics")
+        raise RenderError(
+            f"--submit-option {text!r} is not KEY=VALUE; accepted: e.g. accounting_group=physics"
+        )
     return check_submit_option(key, value)
 
 
@@ -186,7 +204,11 @@ def job_arguments(spec: SweepSpec, *, fraction: str, replica: str, seed: str, su
 
 def item_arguments(spec: SweepSpec, row: Mapping[str, str]) -> list[str]:
     return job_arguments(
-        spec, fraction=row["fraction"], replica=row["replica"], seed=row["seed"], subset_seed=row["subset_seed"]
+        spec,
+        fraction=row["fraction"],
+        replica=row["replica"],
+        seed=row["seed"],
+        subset_seed=row["subset_seed"],
     )
 
 
@@ -246,7 +268,9 @@ def render_submission(
         raise RenderError(f"no data plan for items {', '.join(missing[:5])}")
     common_inputs = tuple(submit_path(p) for p in (env.interpreter.path, env.site_packages.path, code.path))
     arguments = " ".join(
-        job_arguments(spec, fraction="$(fraction)", replica="$(replica)", seed="$(seed)", subset_seed="$(subset_seed)")
+        job_arguments(
+            spec, fraction="$(fraction)", replica="$(replica)", seed="$(seed)", subset_seed="$(subset_seed)"
+        )
     )
     context = {
         "name": spec.name,
@@ -275,7 +299,9 @@ def render_submission(
         "submit_options": _checked_options(spec.submit_options),
     }
     rows = [item_row(item, plans[item.name], data_dir) for item in items]
-    rendered = RenderedSubmission(submit_text=_render(context, template), rows=rows, common_inputs=common_inputs)
+    rendered = RenderedSubmission(
+        submit_text=_render(context, template), rows=rows, common_inputs=common_inputs
+    )
     submit = parse_submission(rendered.full_text())
     if template is not None or spec.submit_options:
         builtin = parse_submission(_render({**context, "submit_options": []}, None))
@@ -301,26 +327,36 @@ def _render(context: Mapping[str, object], template: SubmitTemplate | None) -> s
         parsed = environment.parse(template.text)
         unknown = sorted(meta.find_undeclared_variables(parsed) - set(context) - set(environment.globals))
         if unknown:
-            raise RenderError(f"the submit template {template.origin} uses unknown variable "
-                              f"{', '.join(unknown)}; {available}")
+            raise RenderError(
+                f"the submit template {template.origin} uses unknown variable "
+                f"{', '.join(unknown)}; {available}"
+            )
         text = environment.from_string(template.text).render(context)
     except jinja2.TemplateSyntaxError as error:
-        raise RenderError(f"the submit template {template.origin} does not parse: line {error.lineno}: {error.message}") from None
+        raise RenderError(
+            f"the submit template {template.origin} does not parse: line {error.lineno}: {error.message}"
+        ) from None
     except jinja2.UndefinedError as error:
-        raise RenderError(f"the submit template {template.origin} uses something undefined ({error.message}); {available}") from None
+        raise RenderError(
+            f"the submit template {template.origin} uses something undefined ({error.message}); {available}"
+        ) from None
     if parse_submission(text).getQArgs():  # a second queue statement would be ignored, and ours with it
-        raise RenderError(f"the submit template {template.origin} holds a queue statement; accepted: none, "
-                          "sweep adds `queue item, ... from (...)` itself")
+        raise RenderError(
+            f"the submit template {template.origin} holds a queue statement; accepted: none, "
+            "sweep adds `queue item, ... from (...)` itself"
+        )
     return text
 
 
-def check_user_commands(submit: Mapping[str, str], builtin: Mapping[str, str], rows: int, origin: str) -> None:
+def check_user_commands(submit: htcondor2.Submit, builtin: Mapping[str, str], rows: int, origin: str) -> None:
     """The intended-commands check for what a user added: new commands of accepted keys only, and
     every command of the built-in description unchanged (the event log, the token, the files...)."""
     changed = [key for key in builtin if submit.get(key) != builtin[key]]
     if changed:
-        raise RenderError(f"{origin} changes or drops commands sweep relies on: {', '.join(changed)}; "
-                          f"accepted: these exactly as {SUBMIT_TEMPLATE} writes them")
+        raise RenderError(
+            f"{origin} changes or drops commands sweep relies on: {', '.join(changed)}; "
+            f"accepted: these exactly as {SUBMIT_TEMPLATE} writes them"
+        )
     for key in submit:
         if key not in builtin:
             try:

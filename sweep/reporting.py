@@ -19,7 +19,9 @@ def sweep_info(manifest: SweepManifest) -> dict[str, object]:
     return {"name": manifest.name, "spec": spec, "env": manifest.env, "data": manifest.data}
 
 
-def report_sweep(sweeps_dir: Path, name: str, *, out_dir: Path | None = None, target_auc: float = 0.75):  # -> ReportSummary
+def report_sweep(
+    sweeps_dir: Path, name: str, *, out_dir: Path | None = None, target_auc: float = 0.75
+):  # -> ReportSummary
     """Write report.html, the PNGs and summary.csv for a collected sweep (collect first if it never was)."""
     import pandas as pd
 
@@ -33,5 +35,9 @@ def report_sweep(sweeps_dir: Path, name: str, *, out_dir: Path | None = None, ta
     try:
         results = pd.read_parquet(results_path)
     except Exception as error:  # pyarrow raises several types for a damaged file
-        raise StateError(f"{results_path} cannot be read ({error}); run `sweep collect {name}` again") from None
-    return build_report(results, sweep_info(sweep.load()), out_dir or sweep.path / names.REPORT_DIR, target_auc=target_auc)
+        raise StateError(
+            f"{results_path} cannot be read ({error}); run `sweep collect {name}` again"
+        ) from None
+    return build_report(
+        results, sweep_info(sweep.load()), out_dir or sweep.path / names.REPORT_DIR, target_auc=target_auc
+    )

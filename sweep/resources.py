@@ -52,7 +52,9 @@ def package_root() -> Path:
 def _on_disk(resource: Traversable, what: str) -> Path:
     # pip reads the lock file by path and the job-code tarball lists real files: a zipped install cannot serve them
     if not isinstance(resource, Path):
-        raise PackError(f"{what} is not a file on disk ({resource}); accepted: sweep installed unzipped (pip install)")
+        raise PackError(
+            f"{what} is not a file on disk ({resource}); accepted: sweep installed unzipped (pip install)"
+        )
     return resource
 
 
@@ -65,5 +67,7 @@ def default_env_cache() -> Path:
     if configured:
         return Path(configured).expanduser().absolute()
     xdg = os.environ.get("XDG_CACHE_HOME", "")
-    base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"  # the XDG spec ignores a relative value
+    base = (
+        Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"
+    )  # the XDG spec ignores a relative value
     return base / "sweep" / "envs"

@@ -139,7 +139,9 @@ def result_row(values: Mapping[str, object], labels: Sequence[str]) -> dict[str,
     unknown = sorted(set(values) - set(expected))
     missing = [column for column in expected if column not in values]
     if unknown or missing:
-        raise SchemaError(f"a results row must have exactly the schema's columns: unknown {unknown}, missing {missing}")
+        raise SchemaError(
+            f"a results row must have exactly the schema's columns: unknown {unknown}, missing {missing}"
+        )
     return {column: values[column] for column in expected}
 
 

@@ -15,13 +15,23 @@ from sweep.pack import EnvManifest, Tarball
 
 
 def tarball_to_dict(tarball: Tarball) -> dict[str, object]:
-    return {"path": str(tarball.path), "sha256": tarball.sha256, "bytes": tarball.bytes, "files": tarball.files,
-            "compression": tarball.compression}
+    return {
+        "path": str(tarball.path),
+        "sha256": tarball.sha256,
+        "bytes": tarball.bytes,
+        "files": tarball.files,
+        "compression": tarball.compression,
+    }
 
 
 def tarball_from_dict(data: Mapping[str, Any]) -> Tarball:
-    return Tarball(path=Path(str(data["path"])), sha256=str(data["sha256"]), bytes=int(data["bytes"]),
-                   files=int(data["files"]), compression=data["compression"])
+    return Tarball(
+        path=Path(str(data["path"])),
+        sha256=str(data["sha256"]),
+        bytes=int(data["bytes"]),
+        files=int(data["files"]),
+        compression=data["compression"],
+    )
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -32,8 +33,28 @@ DEFAULT_REQUIREMENTS = " && ".join(f"(has_{flag} =?= true)" for flag in REQUIRED
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 NAME_RULE = "1-64 characters: letters, digits, '.', '_' or '-', starting with a letter or digit"
 
-MEMORY_UNITS_MB = {"": 1, "K": 1 / 1024, "KB": 1 / 1024, "M": 1, "MB": 1, "G": 1024, "GB": 1024, "T": 1024**2, "TB": 1024**2}
-DISK_UNITS_KB = {"": 1, "K": 1, "KB": 1, "M": 1024, "MB": 1024, "G": 1024**2, "GB": 1024**2, "T": 1024**3, "TB": 1024**3}
+MEMORY_UNITS_MB = {
+    "": 1,
+    "K": 1 / 1024,
+    "KB": 1 / 1024,
+    "M": 1,
+    "MB": 1,
+    "G": 1024,
+    "GB": 1024,
+    "T": 1024**2,
+    "TB": 1024**2,
+}
+DISK_UNITS_KB = {
+    "": 1,
+    "K": 1,
+    "KB": 1,
+    "M": 1024,
+    "MB": 1024,
+    "G": 1024**2,
+    "GB": 1024**2,
+    "T": 1024**3,
+    "TB": 1024**3,
+}
 SIZE_PATTERN = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMGT]B?)?\s*$", re.IGNORECASE)
 
 
@@ -109,7 +130,7 @@ def parse_positive_int(what: str, value: int | str, maximum: int | None = None, 
     return number
 
 
-def _parse_size(what: str, value: str, units: dict[str, float], unit_name: str) -> int:
+def _parse_size(what: str, value: str, units: Mapping[str, float], unit_name: str) -> int:
     match = SIZE_PATTERN.match(str(value))
     if not match:
         raise SpecError(

@@ -67,11 +67,21 @@ class Submission:
     token: str
 
     def to_dict(self) -> dict[str, object]:
-        return {"id": self.id, "items": list(self.items), "submitted_at": self.submitted_at, "token": self.token}
+        return {
+            "id": self.id,
+            "items": list(self.items),
+            "submitted_at": self.submitted_at,
+            "token": self.token,
+        }
 
     @classmethod
     def from_dict(cls, data: dict) -> Submission:
-        return cls(id=str(data["id"]), items=tuple(data["items"]), submitted_at=float(data["submitted_at"]), token=data["token"])
+        return cls(
+            id=str(data["id"]),
+            items=tuple(data["items"]),
+            submitted_at=float(data["submitted_at"]),
+            token=data["token"],
+        )
 
 
 @dataclass
@@ -92,7 +102,9 @@ class SweepManifest:
     # the token of a submission handed to the backend whose result is not recorded yet: set while a
     # submit runs; still set afterwards only if that process died (then see recovery.settle_interrupted_submit)
     pending_submit: str | None = None
-    submit_template: dict[str, str] | None = None  # {"origin", "text"} of a --submit-template: resubmit renders it again
+    submit_template: dict[str, str] | None = (
+        None  # {"origin", "text"} of a --submit-template: resubmit renders it again
+    )
 
     @property
     def labels(self) -> list[str]:
@@ -197,7 +209,11 @@ def open_sweep(sweeps_dir: Path, name: str) -> SweepDir:
 
 
 def create_sweep_dir(
-    sweeps_dir: Path, name: str, build: Callable[[Path], T], *, replace_existing: bool = False,
+    sweeps_dir: Path,
+    name: str,
+    build: Callable[[Path], T],
+    *,
+    replace_existing: bool = False,
     hold_lock: contextlib.ExitStack | None = None,
 ) -> tuple[SweepDir, T]:
     """Build a sweep directory with `build(tmp)` and rename it into place: all of it, or nothing.
@@ -219,7 +235,9 @@ def create_sweep_dir(
         sweeps_dir.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=f".{name}{PARTIAL_INFIX}", dir=sweeps_dir))
     except OSError as error:
-        raise StateError(f"cannot create a sweep in {sweeps_dir}: {error.strerror}; accepted: a folder you can write to") from None
+        raise StateError(
+            f"cannot create a sweep in {sweeps_dir}: {error.strerror}; accepted: a folder you can write to"
+        ) from None
     lock = contextlib.ExitStack()
     try:
         os.chmod(tmp, 0o777 & ~current_umask())
@@ -252,8 +270,10 @@ def _rename_into_place(tmp: Path, final: Path, name: str) -> None:
         os.rename(tmp, final)  # onto an existing non-empty folder this fails instead of replacing it
     except OSError as error:
         if final.exists():
-            raise StateError(f"a sweep named {name!r} appeared at {final} while this one was being made "
-                             "(another submit of the same name?); accepted: another --name") from None
+            raise StateError(
+                f"a sweep named {name!r} appeared at {final} while this one was being made "
+                "(another submit of the same name?); accepted: another --name"
+            ) from None
         raise StateError(f"cannot create the sweep {final}: {error.strerror}") from None
 
 
@@ -273,4 +293,3 @@ def remove_sweep_dir(sweep: SweepDir) -> None:
     with contextlib.suppress(FileNotFoundError):
         os.replace(sweep.path, doomed)
     shutil.rmtree(doomed, ignore_errors=True)
-

@@ -79,15 +79,21 @@ def node_env_cache(folder: str | None, backend: str) -> dict[str, str]:
     if folder is None:
         return {}
     if backend != "condor":
-        raise SpecError("--node-env-cache is for --backend condor (local jobs always share one unpacked copy); "
-                        "accepted: drop it or use --backend condor")
+        raise SpecError(
+            "--node-env-cache is for --backend condor (local jobs always share one unpacked copy); "
+            "accepted: drop it or use --backend condor"
+        )
     if not folder.startswith("/"):
-        raise SpecError(f"--node-env-cache {folder!r} is not an absolute path; accepted: e.g. /tmp/sweep-envs")
+        raise SpecError(
+            f"--node-env-cache {folder!r} is not an absolute path; accepted: e.g. /tmp/sweep-envs"
+        )
     submit_word(folder)  # it goes into the submit description's environment
     return {names.ENV_CACHE_VARIABLE: folder}
 
 
-def plan_items(spec: SweepSpec, data_dir: Path, verify_data: bool = False) -> tuple[DataManifest, dict[str, ItemDataPlan]]:
+def plan_items(
+    spec: SweepSpec, data_dir: Path, verify_data: bool = False
+) -> tuple[DataManifest, dict[str, ItemDataPlan]]:
     """The data manifest and every item's plan. Shard sizes are always checked (a stat each);
     `verify_data` also re-hashes every shard, which reads the whole folder."""
     from sweep.data.manifest import load_data_manifest, verify_shards
@@ -95,13 +101,23 @@ def plan_items(spec: SweepSpec, data_dir: Path, verify_data: bool = False) -> tu
 
     data = load_data_manifest(data_dir)
     verify_shards(data, contents=verify_data)
-    plans = {item.name: plan_item_inputs(data, float(item.fraction), item.subset_seed) for item in spec.items()}
+    plans = {
+        item.name: plan_item_inputs(data, float(item.fraction), item.subset_seed) for item in spec.items()
+    }
     return data, plans
 
 
-def render_for(spec: SweepSpec, shipped: ShippedEnvironment, plans: Mapping[str, ItemPlan], sweep_dir: Path,
-               data_dir: Path, max_retries: int, environment: Mapping[str, str], token: str,
-               template: SubmitTemplate | None = None) -> RenderedSubmission:
+def render_for(
+    spec: SweepSpec,
+    shipped: ShippedEnvironment,
+    plans: Mapping[str, ItemPlan],
+    sweep_dir: Path,
+    data_dir: Path,
+    max_retries: int,
+    environment: Mapping[str, str],
+    token: str,
+    template: SubmitTemplate | None = None,
+) -> RenderedSubmission:
     return render_submission(
         spec, shipped.env, shipped.code, plans,
         sweep_dir=sweep_dir, data_dir=data_dir, wrapper=sweep_dir / names.JOB_WRAPPER,
@@ -114,8 +130,10 @@ def load_submit_template(path: Path) -> SubmitTemplate:
     try:
         return SubmitTemplate(text=Path(path).read_text(encoding="utf-8"), origin=str(path))
     except (OSError, UnicodeDecodeError) as error:
-        raise RenderError(f"cannot read the submit template {path}: {getattr(error, 'strerror', None) or error}; "
-                          "accepted: a UTF-8 Jinja file like submit_templates/submit.sub.j2") from None
+        raise RenderError(
+            f"cannot read the submit template {path}: {getattr(error, 'strerror', None) or error}; "
+            "accepted: a UTF-8 Jinja file like submit_templates/submit.sub.j2"
+        ) from None
 
 
 def wrapper_text(env: EnvManifest, code: Tarball) -> str:
@@ -139,8 +157,17 @@ def dry_run(request: SubmitRequest) -> str:
     with tempfile.TemporaryDirectory() as scratch:
         code = pack_job_code(Path(scratch))
     shipped = ShippedEnvironment(env=env, code=replace(code, path=sweep_dir / code.name))
-    rendered = render_for(request.spec, shipped, plans, sweep_dir, Path(data.folder).resolve(),
-                          request.max_retries, request.environment, "dry-run", request.submit_template)
+    rendered = render_for(
+        request.spec,
+        shipped,
+        plans,
+        sweep_dir,
+        Path(data.folder).resolve(),
+        request.max_retries,
+        request.environment,
+        "dry-run",
+        request.submit_template,
+    )
     return rendered.full_text()
 
 
@@ -152,10 +179,14 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
     if (final / names.SWEEP_MANIFEST).is_file():
         settle_interrupted_submit(SweepDir(final))  # an earlier submit of this name that was killed
     if final.exists() and not request.replace_existing:
-        raise StateError(f"a sweep named {spec.name!r} already exists at {final}; accepted: another --name, or --replace to discard it")
+        raise StateError(
+            f"a sweep named {spec.name!r} already exists at {final}; accepted: another --name, or --replace to discard it"
+        )
     if final.exists() and not (final / names.SWEEP_MANIFEST).is_file():
-        raise StateError(f"{final} exists but is not a sweep (no {names.SWEEP_MANIFEST}); --replace only discards "
-                         "sweeps; accepted: another --name, or move that folder away")
+        raise StateError(
+            f"{final} exists but is not a sweep (no {names.SWEEP_MANIFEST}); --replace only discards "
+            "sweeps; accepted: another --name, or move that folder away"
+        )
     progress("reading the data manifest and planning items")
     data, plans = plan_items(spec, request.data_dir, request.verify_data)
     backend = get_backend(request.backend)
@@ -164,10 +195,21 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
     token = secrets.token_hex(8)
 
     def build(tmp: Path) -> NewSweep:
-        shipped = ShippedEnvironment(env=env, code=replace(pack_job_code(tmp), path=final / names.CODE_TARBALL))
+        shipped = ShippedEnvironment(
+            env=env, code=replace(pack_job_code(tmp), path=final / names.CODE_TARBALL)
+        )
         template = request.submit_template
-        rendered = render_for(spec, shipped, plans, final, Path(data.folder).resolve(),
-                              request.max_retries, request.environment, token, template)
+        rendered = render_for(
+            spec,
+            shipped,
+            plans,
+            final,
+            Path(data.folder).resolve(),
+            request.max_retries,
+            request.environment,
+            token,
+            template,
+        )
         manifest = SweepManifest(
             name=spec.name, spec=spec, backend=dict(request.backend), env=shipped.to_dict(),
             data=data.sweep_record(), items=manifest_items(rendered, plans), max_retries=request.max_retries,
@@ -177,12 +219,15 @@ def submit_sweep(request: SubmitRequest, progress: Progress = _quiet) -> tuple[S
         write_sweep_files(tmp, manifest, rendered, wrapper_text(shipped.env, shipped.code))
         return NewSweep(manifest=manifest, rendered=rendered)
 
-    if (final / names.SWEEP_MANIFEST).is_file():  # --replace: its jobs must not run on into the new sweep's folders
+    if (
+        final / names.SWEEP_MANIFEST
+    ).is_file():  # --replace: its jobs must not run on into the new sweep's folders
         _cancel_replaced(request.sweeps_dir, spec.name)
     progress("writing the sweep directory")
     with contextlib.ExitStack() as held:  # the sweep's lock, until its submission is recorded
-        sweep, new = create_sweep_dir(request.sweeps_dir, spec.name, build,
-                                      replace_existing=request.replace_existing, hold_lock=held)
+        sweep, new = create_sweep_dir(
+            request.sweeps_dir, spec.name, build, replace_existing=request.replace_existing, hold_lock=held
+        )
         progress(f"submitting {len(new.manifest.items)} items to the {backend.name} backend")
         submit_or_undo(backend, sweep, new.manifest, new.rendered, token)
     return sweep, new.manifest
@@ -198,7 +243,9 @@ def _cancel_replaced(sweeps_dir: Path, name: str) -> None:
         ) from None
 
 
-def write_sweep_files(folder: Path, manifest: SweepManifest, rendered: RenderedSubmission, wrapper: str) -> None:
+def write_sweep_files(
+    folder: Path, manifest: SweepManifest, rendered: RenderedSubmission, wrapper: str
+) -> None:
     """Everything a new sweep directory holds before its first submission."""
     atomic_write_text(folder / names.SUBMIT_DESCRIPTION, rendered.full_text())
     atomic_write_json(folder / names.ITEM_ROWS, rendered.rows)
@@ -208,23 +255,33 @@ def write_sweep_files(folder: Path, manifest: SweepManifest, rendered: RenderedS
         (folder / names.ITEMS_DIR / row["item"]).mkdir(parents=True)
 
 
-def manifest_items(rendered: RenderedSubmission, plans: Mapping[str, ItemDataPlan]) -> list[dict[str, object]]:
+def manifest_items(
+    rendered: RenderedSubmission, plans: Mapping[str, ItemDataPlan]
+) -> list[dict[str, object]]:
     """The manifest's item list: the rendered row of each item plus what its data plan measured."""
     items = []
     for row in rendered.rows:
         plan = plans[row["item"]]
-        items.append({
-            **{key: row[key] for key in ("item", "fraction", "replica", "seed", "subset_seed")},
-            "files": list(plan.files),
-            "input_bytes": plan.bytes,
-            "train_images": plan.train_images,
-            "train_patients": plan.train_patients,
-        })
+        items.append(
+            {
+                **{key: row[key] for key in ("item", "fraction", "replica", "seed", "subset_seed")},
+                "files": list(plan.files),
+                "input_bytes": plan.bytes,
+                "train_images": plan.train_images,
+                "train_patients": plan.train_patients,
+            }
+        )
     return items
 
 
-def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, no_require_avx: bool = False,
-                    progress: Progress = _quiet) -> tuple[list[str], str | None]:
+def resubmit_failed(
+    sweeps_dir: Path,
+    name: str,
+    *,
+    require: str | None = None,
+    no_require_avx: bool = False,
+    progress: Progress = _quiet,
+) -> tuple[list[str], str | None]:
     """Submit the failed and held items again as one new submission; returns (items, requirements note)."""
     sweep = open_settled_sweep(sweeps_dir, name)
     with sweep.locked():
@@ -234,15 +291,26 @@ def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, 
         again = [item for item, s in statuses.items() if s.state in (ItemState.FAILED, ItemState.HELD)]
         if not again:
             raise StateError(f"sweep {name!r} has no failed or held items to resubmit")
-        spec, note = _resubmit_requirements(manifest.spec, [statuses[i] for i in again], require, no_require_avx)
+        spec, note = _resubmit_requirements(
+            manifest.spec, [statuses[i] for i in again], require, no_require_avx
+        )
         held = [item for item in again if statuses[item].state is ItemState.HELD]
         if held:  # a held job still sits in the queue: take it out before its replacement goes in
             backend.cancel(sweep, manifest, held)
         plans = {str(row["item"]): FilePlan(_stored_files(row)) for row in manifest.items}
         token = secrets.token_hex(8)
         template = SubmitTemplate(**manifest.submit_template) if manifest.submit_template else None
-        full = render_for(spec, ShippedEnvironment.from_dict(manifest.env), plans, sweep.path,
-                          Path(str(manifest.data["folder"])), manifest.max_retries, manifest.environment, token, template)
+        full = render_for(
+            spec,
+            ShippedEnvironment.from_dict(manifest.env),
+            plans,
+            sweep.path,
+            Path(str(manifest.data["folder"])),
+            manifest.max_retries,
+            manifest.environment,
+            token,
+            template,
+        )
         rendered = replace(full, rows=[row for row in full.rows if row["item"] in again])
         progress(f"resubmitting {len(again)} items")
         manifest.pending_submit = token  # a resubmit killed mid-way is settled like a first submit
@@ -256,13 +324,16 @@ def resubmit_failed(sweeps_dir: Path, name: str, *, require: str | None = None, 
 def _stored_files(row: Mapping[str, object]) -> tuple[str, ...]:
     files = row.get("files")
     if not isinstance(files, list):
-        raise StateError(f"item {row.get('item')!r} of the sweep manifest has no file list; accepted: a sweep "
-                         "written by `sweep submit`")
+        raise StateError(
+            f"item {row.get('item')!r} of the sweep manifest has no file list; accepted: a sweep "
+            "written by `sweep submit`"
+        )
     return tuple(str(name) for name in files)
 
 
-def _resubmit_requirements(spec: SweepSpec, statuses: list[ItemStatus], require: str | None,
-                           no_require_avx: bool) -> tuple[SweepSpec, str | None]:
+def _resubmit_requirements(
+    spec: SweepSpec, statuses: list[ItemStatus], require: str | None, no_require_avx: bool
+) -> tuple[SweepSpec, str | None]:
     """Items held for SIGILL get the AVX2 requirement back unless the user chose otherwise."""
     if require is not None:
         return replace(spec, requirements=require), f"requirements set to {require}"
@@ -272,6 +343,8 @@ def _resubmit_requirements(spec: SweepSpec, statuses: list[ItemStatus], require:
 
     sigill = any(CPU_LACKS_AVX2 in s.reason for s in statuses)
     if sigill and spec.requirements is None:
-        return (replace(spec, requirements=DEFAULT_REQUIREMENTS),
-                f"items held because their machine lacked AVX2 now require it: {DEFAULT_REQUIREMENTS}")
+        return (
+            replace(spec, requirements=DEFAULT_REQUIREMENTS),
+            f"items held because their machine lacked AVX2 now require it: {DEFAULT_REQUIREMENTS}",
+        )
     return spec, None

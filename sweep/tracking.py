@@ -62,8 +62,13 @@ def cancel_sweep(sweeps_dir: Path, name: str) -> list[str]:
         return get_backend(manifest.backend).cancel(sweep, manifest)
 
 
-def wait_for_sweep(sweeps_dir: Path, name: str, on_update: Callable[[SweepManifest, dict[str, ItemStatus]], None],
-                   interval: float = 1.0, timeout: float | None = None) -> dict[str, ItemStatus]:
+def wait_for_sweep(
+    sweeps_dir: Path,
+    name: str,
+    on_update: Callable[[SweepManifest, dict[str, ItemStatus]], None],
+    interval: float = 1.0,
+    timeout: float | None = None,
+) -> dict[str, ItemStatus]:
     """Poll until every item is settled (done, failed, cancelled or held); report each poll."""
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
@@ -72,7 +77,9 @@ def wait_for_sweep(sweeps_dir: Path, name: str, on_update: Callable[[SweepManife
         if all(s.state.is_settled for s in statuses.values()):
             return statuses
         if deadline is not None and time.monotonic() > deadline:
-            raise StateError(f"sweep {name!r} did not settle within {timeout:.0f} s: {unsettled_summary(statuses)}")
+            raise StateError(
+                f"sweep {name!r} did not settle within {timeout:.0f} s: {unsettled_summary(statuses)}"
+            )
         time.sleep(interval)
 
 

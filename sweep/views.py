@@ -28,7 +28,11 @@ def status_table(manifest: SweepManifest, statuses: Mapping[str, ItemStatus]) ->
     backend = manifest.backend.get("name", "?")
     table = Table(title=f"sweep {manifest.name} ({backend}): {counts_line(statuses)}", title_justify="left")
     for column in ("item", "fraction", "replica", "state", "tries", "host", "wall s", "reason"):
-        table.add_column(column, overflow="fold", justify="right" if column in ("fraction", "replica", "tries", "wall s") else "left")
+        table.add_column(
+            column,
+            overflow="fold",
+            justify="right" if column in ("fraction", "replica", "tries", "wall s") else "left",
+        )
     for row in manifest.items:
         status = statuses[str(row["item"])]
         wall = f"{status.wall_time:.1f}" if status.wall_time is not None else ""
@@ -50,8 +54,15 @@ def watch_sweep(sweeps_dir: Path, name: str, console: Console, timeout: float | 
 
     from sweep.tracking import wait_for_sweep
 
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.fields[counts]}"), console=console, transient=False)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[counts]}"),
+        console=console,
+        transient=False,
+    )
     task = progress.add_task(f"sweep {name}", total=None, counts="")
 
     said: set[str] = set()
@@ -71,8 +82,10 @@ def watch_sweep(sweeps_dir: Path, name: str, console: Console, timeout: float | 
             wait_for_sweep(sweeps_dir, name, update, timeout=timeout)
     except KeyboardInterrupt:
         progress.stop()
-        console.print(f"stopped watching; the jobs keep running. Follow again: sweep status {name} --watch; "
-                      f"stop them: sweep cancel {name}")
+        console.print(
+            f"stopped watching; the jobs keep running. Follow again: sweep status {name} --watch; "
+            f"stop them: sweep cancel {name}"
+        )
         raise
 
 

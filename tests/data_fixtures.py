@@ -48,11 +48,11 @@ def read_tfrecord_payloads(path: Path) -> list[bytes]:
 
     data, records, at = path.read_bytes(), [], 0
     while at < len(data):
-        length_bytes = data[at:at + 8]
+        length_bytes = data[at : at + 8]
         (length,) = struct.unpack("<Q", length_bytes)
-        (length_crc,) = struct.unpack("<I", data[at + 8:at + 12])
-        payload = data[at + 12:at + 12 + length]
-        (payload_crc,) = struct.unpack("<I", data[at + 12 + length:at + 16 + length])
+        (length_crc,) = struct.unpack("<I", data[at + 8 : at + 12])
+        payload = data[at + 12 : at + 12 + length]
+        (payload_crc,) = struct.unpack("<I", data[at + 12 + length : at + 16 + length])
         assert length_crc == masked_crc(length_bytes) and payload_crc == masked_crc(payload)
         records.append(payload)
         at += 16 + length

@@ -21,7 +21,9 @@ from sweep.tracking import wait_for_sweep
 
 from packing_fakes import ENV_CACHE, tiny_environment
 
-needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounts a tmpfs, which needs root (make test runs as root)")
+needs_root = pytest.mark.skipif(
+    os.geteuid() != 0, reason="mounts a tmpfs, which needs root (make test runs as root)"
+)
 TINY_CACHE = ENV_CACHE / "test-tiny"  # where packing_fakes.tiny_environment() keeps its tarballs
 TINY_REQUIREMENTS = TINY_CACHE / "requirements.txt"
 PAGE = 4096  # tmpfs hands out space in pages

@@ -58,9 +58,16 @@ def _tarball(path: Path) -> Tarball:
     return Tarball(path=path, sha256="0" * 64, bytes=20, files=1, compression="gzip")
 
 
-def make_fake_sweep(root: Path, *, fractions: str = "0.1,0.2,0.3", replicas: int = 1, max_retries: int = 0,
-                    behaviour: dict[str, str] | None = None, name: str = "fake",
-                    backend: dict[str, str] | None = None) -> tuple[SweepDir, SweepManifest]:
+def make_fake_sweep(
+    root: Path,
+    *,
+    fractions: str = "0.1,0.2,0.3",
+    replicas: int = 1,
+    max_retries: int = 0,
+    behaviour: dict[str, str] | None = None,
+    name: str = "fake",
+    backend: dict[str, str] | None = None,
+) -> tuple[SweepDir, SweepManifest]:
     """Create and submit a sweep (local backend unless told otherwise) whose jobs are FAKE_WRAPPER."""
     backend = backend or {"name": "local"}
     envs = root / "envs"
@@ -69,9 +76,15 @@ def make_fake_sweep(root: Path, *, fractions: str = "0.1,0.2,0.3", replicas: int
     data.mkdir(exist_ok=True)
     (data / "manifest.json").write_text("{}")
     (data / "behaviour.txt").write_text("".join(f"{k}={v}\n" for k, v in (behaviour or {}).items()))
-    env = EnvManifest(key="fake", python_version="3.11.7", platform="linux-x86_64", glibc_min="2.17",
-                      interpreter=_tarball(envs / "python-fake.tar.gz"), site_packages=_tarball(envs / "site-fake.tar.zst"),
-                      requirements=envs / "requirements.txt")
+    env = EnvManifest(
+        key="fake",
+        python_version="3.11.7",
+        platform="linux-x86_64",
+        glibc_min="2.17",
+        interpreter=_tarball(envs / "python-fake.tar.gz"),
+        site_packages=_tarball(envs / "site-fake.tar.zst"),
+        requirements=envs / "requirements.txt",
+    )
     spec = SweepSpec(name=name, fractions=parse_fractions(fractions), replicas=replicas)
     plans = {item.name: Plan(("manifest.json", "behaviour.txt")) for item in spec.items()}
     sweeps_dir = root / "sweeps"
@@ -80,12 +93,29 @@ def make_fake_sweep(root: Path, *, fractions: str = "0.1,0.2,0.3", replicas: int
 
     def build(tmp: Path) -> NewSweep:
         code = _tarball(tmp / names.CODE_TARBALL)
-        code = Tarball(path=final / names.CODE_TARBALL, sha256=code.sha256, bytes=20, files=1, compression="gzip")
-        rendered = render_submission(spec, env, code, plans, sweep_dir=final, data_dir=data.resolve(),
-                                     wrapper=final / names.JOB_WRAPPER, max_retries=max_retries, submit_token=token)
-        manifest = SweepManifest(name=name, spec=spec, backend=backend, env=ShippedEnvironment(env, code).to_dict(),
-                                 data={"labels": ["Effusion", "Hernia"], "folder": str(data)},
-                                 items=manifest_items(rendered, plans), max_retries=max_retries)
+        code = Tarball(
+            path=final / names.CODE_TARBALL, sha256=code.sha256, bytes=20, files=1, compression="gzip"
+        )
+        rendered = render_submission(
+            spec,
+            env,
+            code,
+            plans,
+            sweep_dir=final,
+            data_dir=data.resolve(),
+            wrapper=final / names.JOB_WRAPPER,
+            max_retries=max_retries,
+            submit_token=token,
+        )
+        manifest = SweepManifest(
+            name=name,
+            spec=spec,
+            backend=backend,
+            env=ShippedEnvironment(env, code).to_dict(),
+            data={"labels": ["Effusion", "Hernia"], "folder": str(data)},
+            items=manifest_items(rendered, plans),
+            max_retries=max_retries,
+        )
         write_sweep_files(tmp, manifest, rendered, FAKE_WRAPPER)
         return NewSweep(manifest=manifest, rendered=rendered)
 

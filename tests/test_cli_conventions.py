@@ -24,8 +24,13 @@ def flat(text: str) -> str:
 def test_help_shows_integer_ranges_backend_choices_and_completion() -> None:
     assert "--install-completion" in cli("--help").output
     submit_help = flat(cli("submit", "--help").output)
-    for option, accepted in [("--replicas", "1..10000"), ("--epochs", "1..10000"), ("--batch-size", "1..65536"),
-                             ("--request-cpus", "1..1024"), ("--max-retries", "0..100")]:
+    for option, accepted in [
+        ("--replicas", "1..10000"),
+        ("--epochs", "1..10000"),
+        ("--batch-size", "1..65536"),
+        ("--request-cpus", "1..1024"),
+        ("--max-retries", "0..100"),
+    ]:
         assert option in submit_help and f"(range {accepted})" in submit_help, option
     assert "local|condor" in submit_help
     assert "(range 16..1024)" in flat(cli("data", "synth", "--help").output)
@@ -43,14 +48,19 @@ def test_data_commands_report_in_json(tmp_path: Path) -> None:
     assert sum(shards["splits"].values()) == 60 and shards["image_size"] == 16 and shards["shards"] >= 3
 
 
-def test_submit_and_cancel_report_in_json(tmp_path_factory: pytest.TempPathFactory, tmp_path: Path,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_submit_and_cancel_report_in_json(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(submitting, "wrapper_text", lambda env, code: FAKE_WRAPPER)  # a stand-in job: 0.2 s
     sweeps = tmp_path / "sweeps"
     ran = cli(*submit_args(shard_folder(tmp_path_factory, images=200, size=16), sweeps), "--json")
     assert ran.code == 0, ran.output
     submitted = json.loads(ran.stdout)
-    assert submitted["name"] == "t" and submitted["backend"] == "local" and sorted(submitted["items"]) == ["f0.5_r0", "f1_r0"]
+    assert (
+        submitted["name"] == "t"
+        and submitted["backend"] == "local"
+        and sorted(submitted["items"]) == ["f0.5_r0", "f1_r0"]
+    )
     assert submitted["folder"] == str((sweeps / "t").resolve())
     settle(sweeps, "t")
     cancelled = cli("cancel", "t", "--sweeps-dir", sweeps, "--json")

@@ -34,29 +34,50 @@ def settle(sweep, timeout=240):
 
 
 def test_states_reasons_retries_and_pool_tools(condor_pool, pool_root):
-    sweep, manifest = make_fake_sweep(pool_root, fractions="0.1,0.2,0.3", replicas=2, max_retries=1,
-                                      backend=CONDOR, behaviour={"0.2": "fail", "0.3": "sigill"})
+    sweep, manifest = make_fake_sweep(
+        pool_root,
+        fractions="0.1,0.2,0.3",
+        replicas=2,
+        max_retries=1,
+        backend=CONDOR,
+        behaviour={"0.2": "fail", "0.3": "sigill"},
+    )
     assert len(manifest.submissions) == 1  # one cluster, one transaction
     statuses = settle(sweep)
     assert [statuses[i].state for i in ("f0.1_r0", "f0.1_r1")] == [ItemState.DONE] * 2
     failed = statuses["f0.2_r0"]
-    assert failed.state is ItemState.FAILED and failed.attempts == 2 and "ValueError: bad batch" in failed.reason
+    assert (
+        failed.state is ItemState.FAILED and failed.attempts == 2 and "ValueError: bad batch" in failed.reason
+    )
     held = statuses["f0.3_r1"]
     assert held.state is ItemState.HELD and held.attempts == 1
     assert "lacks AVX2" in held.reason and "killed by SIGILL" in held.reason
     assert held.microarch.startswith("x86_64-v")  # the machine it was held on comes from the job ad
     cluster = manifest.submissions[0].id
-    q = condor_pool.condor("condor_q", cluster, "-af", "JobBatchName", "SweepName", "SweepItem", "SweepFraction",
-                           "SweepReplica", "JobStatus").stdout.split("\n")
+    q = condor_pool.condor(
+        "condor_q",
+        cluster,
+        "-af",
+        "JobBatchName",
+        "SweepName",
+        "SweepItem",
+        "SweepFraction",
+        "SweepReplica",
+        "JobStatus",
+    ).stdout.split("\n")
     assert "fake fake f0.3_r0 0.3 0 5" in q  # held jobs stay in the queue with our attributes
-    history = condor_pool.condor("condor_history", cluster, "-af", "JobBatchName", "SweepItem", "ExitCode").stdout
+    history = condor_pool.condor(
+        "condor_history", cluster, "-af", "JobBatchName", "SweepItem", "ExitCode"
+    ).stdout
     assert "fake f0.1_r0 0" in history.splitlines()
     result = collect_sweep(sweep.path.parent, sweep.name)
     assert result.rows == 6 and result.counts == {"done": 2, "failed": 2, "held": 2}
 
 
 def test_resubmit_failed_replaces_held_jobs_with_one_new_cluster(condor_pool, pool_root):
-    sweep, manifest = make_fake_sweep(pool_root, fractions="0.1,0.3", backend=CONDOR, behaviour={"0.3": "sigill"})
+    sweep, manifest = make_fake_sweep(
+        pool_root, fractions="0.1,0.3", backend=CONDOR, behaviour={"0.3": "sigill"}
+    )
     statuses = settle(sweep)
     assert statuses["f0.3_r0"].state is ItemState.HELD
     (pool_root / "data" / "behaviour.txt").write_text("")  # the item now runs fine
@@ -67,12 +88,16 @@ def test_resubmit_failed_replaces_held_jobs_with_one_new_cluster(condor_pool, po
     manifest = sweep.load()
     assert len(manifest.submissions) == 2 and manifest.submissions[1].items == ("f0.3_r0",)
     old_cluster = manifest.submissions[0].id
-    assert condor_pool.condor("condor_q", old_cluster, "-af", "ProcId").stdout.strip() == ""  # the held job left
+    assert (
+        condor_pool.condor("condor_q", old_cluster, "-af", "ProcId").stdout.strip() == ""
+    )  # the held job left
     assert collect_sweep(sweep.path.parent, sweep.name).rows == 2
 
 
 def test_cancel_removes_running_and_idle_jobs(condor_pool, pool_root):
-    sweep, _ = make_fake_sweep(pool_root, fractions="0.1,0.2", backend=CONDOR, behaviour={"0.1": "sleep", "0.2": "sleep"})
+    sweep, _ = make_fake_sweep(
+        pool_root, fractions="0.1,0.2", backend=CONDOR, behaviour={"0.1": "sleep", "0.2": "sleep"}
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         _, _, statuses = sweep_statuses(sweep.path.parent, sweep.name)
@@ -87,14 +112,18 @@ def test_cancel_removes_running_and_idle_jobs(condor_pool, pool_root):
 def test_find_submission_by_token(condor_pool, pool_root):
     sweep, manifest = make_fake_sweep(pool_root, fractions="0.1,0.2", backend=CONDOR)
     found = CondorBackend().find_submission(sweep, manifest, manifest.submissions[0].token)
-    assert found is not None and found.id == manifest.submissions[0].id and found.items == ("f0.1_r0", "f0.2_r0")
+    assert (
+        found is not None and found.id == manifest.submissions[0].id and found.items == ("f0.1_r0", "f0.2_r0")
+    )
     assert CondorBackend().find_submission(sweep, manifest, "no-such-token") is None
 
 
 def test_unreachable_pool_is_a_clear_error(tmp_path, monkeypatch):
     config = tmp_path / "condor_config"
-    config.write_text("COLLECTOR_HOST = 127.0.0.1:1\nSCHEDD_ADDRESS_FILE = /nonexistent\n"
-                      "SCHEDD_SUPER_ADDRESS_FILE = /nonexistent\nSEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n")
+    config.write_text(
+        "COLLECTOR_HOST = 127.0.0.1:1\nSCHEDD_ADDRESS_FILE = /nonexistent\n"
+        "SCHEDD_SUPER_ADDRESS_FILE = /nonexistent\nSEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n"
+    )
     monkeypatch.setenv("CONDOR_CONFIG", str(config))
     import htcondor2
 

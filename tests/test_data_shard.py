@@ -62,10 +62,17 @@ def test_manifest_verifies_and_counts_every_image_once(source: Path, shards: Pat
 def test_label_counts_agree_with_the_csv(source: Path, shards: Path):
     manifest = load_data_manifest(shards)
     rows = source_rows(source)
-    total = {label: sum(label in layout.parse_findings(row[1]) for row in rows.values()) for label in layout.LABELS}
-    assert {label: sum(s.label_counts[label] for s in manifest.splits.values()) for label in layout.LABELS} == total
+    total = {
+        label: sum(label in layout.parse_findings(row[1]) for row in rows.values()) for label in layout.LABELS
+    }
+    assert {
+        label: sum(s.label_counts[label] for s in manifest.splits.values()) for label in layout.LABELS
+    } == total
     prevalence = manifest.label_prevalence("train")
-    assert prevalence["Infiltration"] == manifest.splits["train"].label_counts["Infiltration"] / manifest.splits["train"].images
+    assert (
+        prevalence["Infiltration"]
+        == manifest.splits["train"].label_counts["Infiltration"] / manifest.splits["train"].images
+    )
 
 
 def test_no_test_patient_is_in_train_and_train_patients_are_whole(source: Path, shards: Path):
@@ -102,7 +109,7 @@ def test_resizes_to_the_requested_size_and_reports_progress(source: Path, tmp_pa
     assert manifest.image_size == 8
     first = manifest.splits["test"].shards[0]
     payloads = read_tfrecord_payloads(tmp_path / "s8" / first.file)
-    assert all(Image.open(io.BytesIO(p[p.index(PNG_SIGNATURE):])).size == (8, 8) for p in payloads)
+    assert all(Image.open(io.BytesIO(p[p.index(PNG_SIGNATURE) :])).size == (8, 8) for p in payloads)
     assert calls[0] == (0, IMAGES) and calls[-1] == (IMAGES, IMAGES)
 
 
@@ -117,7 +124,9 @@ def test_verify_finds_a_changed_and_a_missing_shard(shards: Path, tmp_path: Path
     load_data_manifest(folder)  # without verify only the manifest itself is checked
     with pytest.raises(DataError) as error:
         load_data_manifest(folder, verify=True)
-    assert f"{changed.file} has changed" in str(error.value) and f"{missing.file} is missing" in str(error.value)
+    assert f"{changed.file} has changed" in str(error.value) and f"{missing.file} is missing" in str(
+        error.value
+    )
 
 
 @pytest.mark.parametrize(
@@ -127,7 +136,10 @@ def test_verify_finds_a_changed_and_a_missing_shard(shards: Path, tmp_path: Path
         (lambda m: m.pop("labels"), "field 'labels' is missing"),
         (lambda m: m["splits"]["train"].update(images=1), "splits.train says 1 images"),
         (lambda m: m.update(content_hash="sha256:0"), "content_hash does not match"),
-        (lambda m: m["splits"]["test"]["shards"][0].update(records="many"), "records' is 'many'; expected a int"),
+        (
+            lambda m: m["splits"]["test"]["shards"][0].update(records="many"),
+            "records' is 'many'; expected a int",
+        ),
     ],
 )
 def test_a_broken_manifest_is_refused_by_name(shards: Path, tmp_path: Path, edit, message: str):

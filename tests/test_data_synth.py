@@ -90,13 +90,19 @@ def test_findings_leave_a_trace_a_linear_model_can_pick_up(source: Path):
     from sklearn.metrics import roc_auc_score
 
     rows = rows_of(source)[1:]
-    pixels = np.stack([np.asarray(Image.open(source / names.CXR_IMAGES_DIR / row[0]), np.float32).ravel() / 255
-                       for row in rows])
+    pixels = np.stack(
+        [
+            np.asarray(Image.open(source / names.CXR_IMAGES_DIR / row[0]), np.float32).ravel() / 255
+            for row in rows
+        ]
+    )
     test = listed(source, names.CXR_TEST_LIST)
     is_test = np.array([row[0] in test for row in rows])
     for label in ("Effusion", "Cardiomegaly"):
         y = np.array([label in layout.parse_findings(row[1]) for row in rows])
-        model = LogisticRegression(C=0.1, max_iter=500, class_weight="balanced").fit(pixels[~is_test], y[~is_test])
+        model = LogisticRegression(C=0.1, max_iter=500, class_weight="balanced").fit(
+            pixels[~is_test], y[~is_test]
+        )
         assert roc_auc_score(y[is_test], model.decision_function(pixels[is_test])) > 0.6, label
 
 
@@ -140,7 +146,9 @@ def test_cli_writes_into_an_empty_existing_out(tmp_path: Path):
     assert (out / names.CXR_CSV).is_file()
 
 
-@pytest.mark.parametrize(("option", "value", "message"), [("--images", "5", "--images 5"), ("--size", "4", "--size 4")])
+@pytest.mark.parametrize(
+    ("option", "value", "message"), [("--images", "5", "--images 5"), ("--size", "4", "--size 4")]
+)
 def test_cli_refuses_out_of_range_arguments(tmp_path: Path, option: str, value: str, message: str):
     result = CliRunner().invoke(app, ["data", "synth", str(tmp_path / "o"), option, value])
     assert result.exit_code == 2
@@ -148,7 +156,9 @@ def test_cli_refuses_out_of_range_arguments(tmp_path: Path, option: str, value: 
     assert not (tmp_path / "o").exists()
 
 
-def test_a_crash_half_way_leaves_no_out_and_no_temporary_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_a_crash_half_way_leaves_no_out_and_no_temporary_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     real_render, drawn = phantom.render, []
 
     def render_then_fail(*args, **kwargs):

@@ -98,7 +98,9 @@ def test_missing_split_list(source: Path, tmp_path: Path):
 
 def test_missing_column(source: Path, tmp_path: Path):
     lines = csv_lines(source)
-    write_csv_lines(source, [",".join(line.split(",")[:3] + line.split(",")[4:]) for line in lines])  # drop Patient ID
+    write_csv_lines(
+        source, [",".join(line.split(",")[:3] + line.split(",")[4:]) for line in lines]
+    )  # drop Patient ID
     message = refused(source, tmp_path)
     assert "lacks the column 'Patient ID'" in message
     assert "expected the header: Image Index,Finding Labels,Follow-up #,Patient ID" in message
@@ -189,5 +191,3 @@ def test_size_out_of_range(source: Path, tmp_path: Path, size: str):
     result = CliRunner().invoke(app, ["data", "shard", str(source), str(tmp_path / "out"), "--size", size])
     assert result.exit_code == 2 and f"--size {size} is out of range" in result.output
     assert not (tmp_path / "out").exists()
-
-

@@ -30,28 +30,47 @@ NODE_ENV_CACHE = "/tmp/sweep-envs"  # the personal pool's /tmp is a node-local t
 WATCH_LIMIT = "600"  # seconds: a sweep that cannot run fails the test with the reason, it never hangs it
 
 
-def run_sweep(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def run_sweep(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     # the pool's daemons run as another user and write the outputs and the event log: umask 0 here
-    return subprocess.run([SWEEP, *args], capture_output=True, text=True, timeout=timeout, check=False,
-                          env={**os.environ, **(env or {})}, preexec_fn=lambda: os.umask(0))
+    return subprocess.run(
+        [SWEEP, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **(env or {})},
+        preexec_fn=lambda: os.umask(0),
+    )
 
 
-def sweep_cli(*args: str, env: dict[str, str] | None = None, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+def sweep_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 900
+) -> subprocess.CompletedProcess[str]:
     if "--watch" in args:
         args = (*args, "--timeout", WATCH_LIMIT)
     done = run_sweep(*args, env=env, timeout=timeout)
-    assert done.returncode == 0, f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, (
+        f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    )
     return done
 
 
 @pytest.fixture(scope="module")
 def pool_shards(condor_pool, tmp_path_factory: pytest.TempPathFactory) -> Path:
     mount_points = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
-    cache = default_env_cache()  # $SWEEP_ENV_CACHE_DIR: the repository's envs/cache under pytest (conftest.py)
+    cache = (
+        default_env_cache()
+    )  # $SWEEP_ENV_CACHE_DIR: the repository's envs/cache under pytest (conftest.py)
     if not any(point.endswith(str(cache)) for point in mount_points):
-        pytest.fail(f"the pool cannot read {cache}: start it with "
-                    f"scripts/personal-pool up --share {cache} (scripts/run-tests does)")
-    return copy_of(shard_folder(tmp_path_factory, images=300, size=32), condor_pool.job_dir("shards") / "shards")
+        pytest.fail(
+            f"the pool cannot read {cache}: start it with "
+            f"scripts/personal-pool up --share {cache} (scripts/run-tests does)"
+        )
+    return copy_of(
+        shard_folder(tmp_path_factory, images=300, size=32), condor_pool.job_dir("shards") / "shards"
+    )
 
 
 def results(sweeps: Path, name: str) -> pd.DataFrame:
@@ -63,9 +82,24 @@ def test_ten_fractions_three_replicas_on_the_pool(condor_pool, pool_shards: Path
     sweeps = condor_pool.job_dir("sweeps")
     common = ["--sweeps-dir", str(sweeps)]
     # each execute node unpacks the environment once (the SIGILL test's jobs below each unpack their own)
-    submitted = sweep_cli("submit", "--backend", "condor", "--fractions", "0.1..1.0", "--replicas", "3",
-                          "--node-env-cache", NODE_ENV_CACHE, "--data", str(pool_shards), "--name", "pool-e2e",
-                          "--epochs", "1", *common)
+    submitted = sweep_cli(
+        "submit",
+        "--backend",
+        "condor",
+        "--fractions",
+        "0.1..1.0",
+        "--replicas",
+        "3",
+        "--node-env-cache",
+        NODE_ENV_CACHE,
+        "--data",
+        str(pool_shards),
+        "--name",
+        "pool-e2e",
+        "--epochs",
+        "1",
+        *common,
+    )
     assert "30 items submitted to the condor backend" in submitted.stdout
     sweep_cli("status", "pool-e2e", "--watch", *common)
     table = results(sweeps, "pool-e2e")
@@ -74,13 +108,24 @@ def test_ten_fractions_three_replicas_on_the_pool(condor_pool, pool_shards: Path
     assert OLD_CPU not in set(table["microarch"])  # the AVX2 requirement kept every job off the old slot
     assert not table["host"].str.startswith("slot4@").any()
     assert table["auc_macro"].between(0, 1).all() and table["t_unpack"].notna().all()
-    unpacked = [json.loads((sweeps / "pool-e2e" / "items" / item / "out" / names.WRAPPER_TIMINGS).read_text())
-                for item in table["item"]]
+    unpacked = [
+        json.loads((sweeps / "pool-e2e" / "items" / item / "out" / names.WRAPPER_TIMINGS).read_text())
+        for item in table["item"]
+    ]
     assert {w["env_cache"] for w in unpacked} != {"off"}  # the node cache was used ...
     assert sum(w["unpack_site"] > 0.5 for w in unpacked) <= 3  # ... so at most one unpack per execute slot
     cluster = json.loads((sweeps / "pool-e2e" / names.SWEEP_MANIFEST).read_text())["submissions"][0]["id"]
-    history = condor_pool.condor("condor_history", cluster, "-af", "JobBatchName", "SweepName", "SweepItem",
-                                 "SweepFraction", "SweepReplica", "MachineAttrMicroarch0").stdout.splitlines()
+    history = condor_pool.condor(
+        "condor_history",
+        cluster,
+        "-af",
+        "JobBatchName",
+        "SweepName",
+        "SweepItem",
+        "SweepFraction",
+        "SweepReplica",
+        "MachineAttrMicroarch0",
+    ).stdout.splitlines()
     assert len(history) == 30
     assert "pool-e2e pool-e2e f0.3_r2 0.3 2" in {line.rsplit(" ", 1)[0] for line in history}
     assert all(not line.endswith(OLD_CPU) for line in history)
@@ -89,9 +134,24 @@ def test_ten_fractions_three_replicas_on_the_pool(condor_pool, pool_shards: Path
 def test_sigill_on_the_old_slot_is_held_explained_and_resubmitted(condor_pool, pool_shards: Path) -> None:
     sweeps = condor_pool.job_dir("sweeps")
     common = ["--sweeps-dir", str(sweeps)]
-    sweep_cli("submit", "--backend", "condor", "--fractions", "0.5,1", "--replicas", "3", "--no-require-avx",
-              "--data", str(pool_shards), "--name", "sigill", "--epochs", "1", *common,
-              env={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3"})
+    sweep_cli(
+        "submit",
+        "--backend",
+        "condor",
+        "--fractions",
+        "0.5,1",
+        "--replicas",
+        "3",
+        "--no-require-avx",
+        "--data",
+        str(pool_shards),
+        "--name",
+        "sigill",
+        "--epochs",
+        "1",
+        *common,
+        env={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3"},
+    )
     sweep_cli("status", "sigill", "--watch", *common)
     items = json.loads(sweep_cli("status", "sigill", "--json", *common).stdout)["items"]
     held = [item for item in items if item["state"] == "held"]
@@ -111,14 +171,34 @@ def test_sigill_on_the_old_slot_is_held_explained_and_resubmitted(condor_pool, p
     manifest = json.loads((sweeps / "sigill" / names.SWEEP_MANIFEST).read_text())
     first, second = manifest["submissions"]
     assert sorted(second["items"]) == sorted(item["item"] for item in held)
-    assert condor_pool.condor("condor_q", first["id"], "-af", "ProcId").stdout.strip() == ""  # held jobs removed
+    assert (
+        condor_pool.condor("condor_q", first["id"], "-af", "ProcId").stdout.strip() == ""
+    )  # held jobs removed
 
 
-def test_requirements_no_slot_matches_are_reported_with_the_failing_clause(condor_pool, pool_shards: Path) -> None:
+def test_requirements_no_slot_matches_are_reported_with_the_failing_clause(
+    condor_pool, pool_shards: Path
+) -> None:
     sweeps = condor_pool.job_dir("sweeps")
     common = ["--sweeps-dir", str(sweeps)]
-    sweep_cli("submit", "--backend", "condor", "--fractions", "1", "--replicas", "2", "--request-memory", "64GB",
-              "--data", str(pool_shards), "--name", "nomatch", "--epochs", "1", *common)
+    sweep_cli(
+        "submit",
+        "--backend",
+        "condor",
+        "--fractions",
+        "1",
+        "--replicas",
+        "2",
+        "--request-memory",
+        "64GB",
+        "--data",
+        str(pool_shards),
+        "--name",
+        "nomatch",
+        "--epochs",
+        "1",
+        *common,
+    )
     try:
         watched = run_sweep("status", "nomatch", "--watch", "--timeout", "60", *common)
         assert watched.returncode == 2, watched.stderr
@@ -132,16 +212,40 @@ def test_requirements_no_slot_matches_are_reported_with_the_failing_clause(condo
         sweep_cli("cancel", "nomatch", *common)
 
 
-def test_a_sweep_folder_the_pools_schedd_cannot_write_is_refused_at_submit(condor_pool, pool_shards: Path,
-                                                                            tmp_path: Path) -> None:
-    outside = tmp_path / "sweeps"  # not under the pool's shared folder: the schedd in the chroot cannot see it
-    done = run_sweep("submit", "--backend", "condor", "--fractions", "1", "--replicas", "1", "--data",
-                     str(pool_shards), "--name", "unseen", "--epochs", "1", "--sweeps-dir", str(outside))
+def test_a_sweep_folder_the_pools_schedd_cannot_write_is_refused_at_submit(
+    condor_pool, pool_shards: Path, tmp_path: Path
+) -> None:
+    outside = (
+        tmp_path / "sweeps"
+    )  # not under the pool's shared folder: the schedd in the chroot cannot see it
+    done = run_sweep(
+        "submit",
+        "--backend",
+        "condor",
+        "--fractions",
+        "1",
+        "--replicas",
+        "1",
+        "--data",
+        str(pool_shards),
+        "--name",
+        "unseen",
+        "--epochs",
+        "1",
+        "--sweeps-dir",
+        str(outside),
+    )
     assert done.returncode == 2, done.stdout + done.stderr
     message = done.stderr.replace("\n", "")
     assert f"could not write their event log {outside / 'unseen' / names.EVENT_LOG}" in message
     assert "the jobs were removed" in message and "$SWEEP_POOL_SHARED" in message
     assert not (outside / "unseen").exists()
-    queued = condor_pool.condor("condor_q", "-allusers", "-constraint", f'Iwd == "{outside / "unseen"}" && JobStatus =!= 3',
-                                "-af", "ClusterId").stdout
+    queued = condor_pool.condor(
+        "condor_q",
+        "-allusers",
+        "-constraint",
+        f'Iwd == "{outside / "unseen"}" && JobStatus =!= 3',
+        "-af",
+        "ClusterId",
+    ).stdout
     assert queued.strip() == ""

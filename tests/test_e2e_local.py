@@ -29,7 +29,9 @@ SWEEP = [str(Path(sys.executable).parent / "sweep")]  # the installed console sc
 def sweep_cli(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
     done = subprocess.run([*SWEEP, *args], capture_output=True, text=True, timeout=timeout, check=False)
     if check:
-        assert done.returncode == 0, f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        assert done.returncode == 0, (
+            f"sweep {' '.join(args)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+        )
     return done
 
 
@@ -62,8 +64,20 @@ def wait_running_job(sweep_dir: Path, item: str, timeout: float = 120) -> int:
 def test_a_small_sweep_runs_collects_and_reports(shards: Path, tmp_path: Path) -> None:
     sweeps = tmp_path / "sweeps"
     common = ["--sweeps-dir", str(sweeps)]
-    submitted = sweep_cli("submit", "--fractions", "0.5,1", "--replicas", "2", "--data", str(shards),
-                          "--name", "e2e", "--epochs", "1", *common)
+    submitted = sweep_cli(
+        "submit",
+        "--fractions",
+        "0.5,1",
+        "--replicas",
+        "2",
+        "--data",
+        str(shards),
+        "--name",
+        "e2e",
+        "--epochs",
+        "1",
+        *common,
+    )
     assert "4 items submitted to the local backend" in submitted.stdout
     sweep_cli("status", "e2e", "--watch", *common)
     states = statuses(sweeps, "e2e")
@@ -88,8 +102,20 @@ def test_report_of_a_real_sweep_opens_in_chromium(shards: Path, tmp_path: Path) 
     chromium = find_chromium()
     sweeps = tmp_path / "sweeps"
     common = ["--sweeps-dir", str(sweeps)]
-    sweep_cli("submit", "--fractions", "0.25,0.5,0.75,1", "--replicas", "1", "--data", str(shards),
-              "--name", "browse", "--epochs", "1", *common)
+    sweep_cli(
+        "submit",
+        "--fractions",
+        "0.25,0.5,0.75,1",
+        "--replicas",
+        "1",
+        "--data",
+        str(shards),
+        "--name",
+        "browse",
+        "--epochs",
+        "1",
+        *common,
+    )
     sweep_cli("status", "browse", "--watch", *common)
     html = Path(json.loads(sweep_cli("report", "browse", "--json", *common).stdout)["files"]["report"])
     assert_renders_non_blank(chromium, html, tmp_path)
@@ -100,10 +126,28 @@ def test_report_of_a_real_sweep_opens_in_chromium(shards: Path, tmp_path: Path) 
 def test_killed_job_fails_with_reason_and_only_it_is_resubmitted(shards: Path, tmp_path: Path) -> None:
     sweeps = tmp_path / "sweeps"
     common = ["--sweeps-dir", str(sweeps)]
-    sweep_cli("submit", "--fractions", "0.5,1", "--replicas", "1", "--data", str(shards), "--name", "kill",
-              "--epochs", "3", "--max-retries", "0", *common)
-    watcher = subprocess.Popen([*SWEEP, "status", "kill", "--watch", *common], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    sweep_cli(
+        "submit",
+        "--fractions",
+        "0.5,1",
+        "--replicas",
+        "1",
+        "--data",
+        str(shards),
+        "--name",
+        "kill",
+        "--epochs",
+        "3",
+        "--max-retries",
+        "0",
+        *common,
+    )
+    watcher = subprocess.Popen(
+        [*SWEEP, "status", "kill", "--watch", *common],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     pid = wait_running_job(sweeps / "kill", "f1_r0")
     assert "Ctrl-C stops watching, not the jobs" in watcher.stderr.readline()  # it is watching now
     watcher.send_signal(signal.SIGINT)  # Ctrl-C stops watching, never the jobs
@@ -118,7 +162,11 @@ def test_killed_job_fails_with_reason_and_only_it_is_resubmitted(shards: Path, t
     assert "resubmitted 1 items: f1_r0" in resubmitted.stdout
     sweep_cli("status", "kill", "--watch", *common)
     assert {item["state"] for item in statuses(sweeps, "kill").values()} == {"done"}
-    executions = [e["item"] for e in EventLog(sweeps / "kill" / names.LOCAL_EVENTS).read() if e.get("event") == "executing"]
+    executions = [
+        e["item"]
+        for e in EventLog(sweeps / "kill" / names.LOCAL_EVENTS).read()
+        if e.get("event") == "executing"
+    ]
     assert sorted(executions) == ["f0.5_r0", "f1_r0", "f1_r0"]  # the done item did not run again
     sweep_cli("collect", "kill", *common)
     table = pd.read_csv(sweeps / "kill" / names.RESULTS_CSV)

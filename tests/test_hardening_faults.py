@@ -82,7 +82,9 @@ def test_collect_flags_metrics_of_the_wrong_schema_row_by_row(tmp_path: Path) ->
     assert result["rows"] == 4 and result["counts"] == {"done": 4}
     assert result["problems"] == [f"{item}: {problem}" for item, (_, problem) in damaged.items()]
     table = pd.read_csv(result["csv"]).set_index("item")
-    assert table.loc["f0.1_r0", "auc_macro"] == pytest.approx(0.75) and pd.isna(table.loc["f0.1_r0", "output_problem"])
+    assert table.loc["f0.1_r0", "auc_macro"] == pytest.approx(0.75) and pd.isna(
+        table.loc["f0.1_r0", "output_problem"]
+    )
     for item, (_, problem) in damaged.items():
         assert table.loc[item, "output_problem"] == problem and pd.isna(table.loc[item, "auc_macro"])
 
@@ -95,7 +97,9 @@ def test_a_tampered_tarball_fails_the_jobs_and_status_says_why(shards: Path, tmp
     cache = tmp_path / "cache"  # a copy: the shared test cache stays whole
     shutil.copytree(TINY_CACHE, cache, ignore=shutil.ignore_patterns("unpacked", ".lock-*"))
     tarball = cache / env.interpreter.name
-    with open(tarball, "r+b") as handle:  # one byte, same size: the cache (which checks sizes) still trusts it
+    with open(
+        tarball, "r+b"
+    ) as handle:  # one byte, same size: the cache (which checks sizes) still trusts it
         handle.seek(env.interpreter.bytes // 2)
         byte = handle.read(1)
         handle.seek(-1, os.SEEK_CUR)
@@ -104,8 +108,10 @@ def test_a_tampered_tarball_fails_the_jobs_and_status_says_why(shards: Path, tmp
     ran = cli(*submit_args(shards, sweeps), "--requirements", cache / "requirements.txt", "--cache", cache)
     assert ran.code == 0, ran.output
     settle(sweeps, "t")
-    expected = (f"exit code 23: [verify] {env.interpreter.name}: sha256 mismatch, tampered or corrupt: "
-                f"expected {env.interpreter.sha256}, got ")
+    expected = (
+        f"exit code 23: [verify] {env.interpreter.name}: sha256 mismatch, tampered or corrupt: "
+        f"expected {env.interpreter.sha256}, got "
+    )
     for item in status_json(sweeps, "t")["items"]:
         assert item["state"] == "failed" and item["reason"].startswith(expected), item
         assert item["attempts"] == 1  # --max-retries 0
@@ -148,8 +154,13 @@ app(sys.argv[2:], prog_name="sweep")
 
 def submit_killed_after(point: str, args: list[object]) -> None:
     child = KILLED_CHILD.format(tests=str(TESTS))
-    done = subprocess.run([sys.executable, "-c", child, point, *map(str, args)], capture_output=True, text=True,
-                          timeout=120, check=False)
+    done = subprocess.run(
+        [sys.executable, "-c", child, point, *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert done.returncode == -signal.SIGKILL, done.stderr
 
 
@@ -177,7 +188,7 @@ def test_a_submit_killed_leaves_no_sweep_or_a_complete_one_and_can_be_run_again(
         assert len(SweepDir(sweeps / "t").load().submissions) == 1
         return
     if point == "in place, nothing submitted":
-        assert (SweepDir(sweeps / "t").load().pending_submit is not None)  # what the kill left: settled below
+        assert SweepDir(sweeps / "t").load().pending_submit is not None  # what the kill left: settled below
     refused(cli("status", "t", "--sweeps-dir", sweeps), "no sweep named 't'")
     ran = cli(*args)  # the same command again
     assert ran.code == 0, ran.output
@@ -219,18 +230,25 @@ def test_ctrl_c_during_submit_adopts_accepted_jobs_or_leaves_nothing(
     assert_complete(sweeps, "t")
 
 
-def test_an_unreachable_pool_at_submit_leaves_no_sweep(shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_an_unreachable_pool_at_submit_leaves_no_sweep(
+    shards: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import htcondor2
 
     config = tmp_path / "condor_config"
-    config.write_text("COLLECTOR_HOST = 127.0.0.1:1\nSCHEDD_ADDRESS_FILE = /nonexistent\n"
-                      "SCHEDD_SUPER_ADDRESS_FILE = /nonexistent\nSEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n")
+    config.write_text(
+        "COLLECTOR_HOST = 127.0.0.1:1\nSCHEDD_ADDRESS_FILE = /nonexistent\n"
+        "SCHEDD_SUPER_ADDRESS_FILE = /nonexistent\nSEC_CLIENT_AUTHENTICATION_METHODS = IDTOKENS\n"
+    )
     monkeypatch.setenv("CONDOR_CONFIG", str(config))
     htcondor2.reload_config()
     sweeps = tmp_path / "sweeps"
     try:
-        refused(cli(*submit_args(shards, sweeps), "--backend", "condor"),
-                "cannot reach the HTCondor schedd", "check that CONDOR_CONFIG points at this submit node's configuration")
+        refused(
+            cli(*submit_args(shards, sweeps), "--backend", "condor"),
+            "cannot reach the HTCondor schedd",
+            "check that CONDOR_CONFIG points at this submit node's configuration",
+        )
     finally:
         monkeypatch.undo()
         htcondor2.reload_config()
@@ -244,8 +262,17 @@ def test_replace_stops_the_old_jobs_before_it_discards_their_sweep(
     monkeypatch.setattr(submitting, "wrapper_text", lambda env, code: "#!/bin/sh\nsleep 60\n")
     assert cli(*submit_args(shards, sweeps)).code == 0
     deadline = time.monotonic() + 30
-    while len(running := [e["pid"] for e in EventLog(sweeps / "t" / names.LOCAL_EVENTS).read()
-                           if e.get("event") == "executing"]) < 2 and time.monotonic() < deadline:
+    while (
+        len(
+            running := [
+                e["pid"]
+                for e in EventLog(sweeps / "t" / names.LOCAL_EVENTS).read()
+                if e.get("event") == "executing"
+            ]
+        )
+        < 2
+        and time.monotonic() < deadline
+    ):
         time.sleep(0.1)
     assert len(running) == 2
     monkeypatch.setattr(submitting, "wrapper_text", lambda env, code: FAKE_WRAPPER)
@@ -260,7 +287,11 @@ def test_replace_refuses_a_folder_that_is_not_a_sweep(shards: Path, tmp_path: Pa
     keep = sweeps / "t" / "precious.txt"
     keep.parent.mkdir(parents=True)
     keep.write_text("mine")
-    refused(cli(*submit_args(shards, sweeps), "--replace"), "exists but is not a sweep", "--replace only discards sweeps")
+    refused(
+        cli(*submit_args(shards, sweeps), "--replace"),
+        "exists but is not a sweep",
+        "--replace only discards sweeps",
+    )
     assert keep.read_text() == "mine" and entries(sweeps) == ["t"]
 
 
@@ -302,7 +333,9 @@ def test_two_collects_at_once_take_turns_and_agree(tmp_path: Path) -> None:
                "collect", "fake", "--sweeps-dir", str(sweep.path.parent)]  # fmt: skip
     parquet, csv = sweep.path / names.RESULTS_PARQUET, sweep.path / names.RESULTS_CSV
     with sweep.locked():  # as a collect (or resubmit, cancel) in progress would
-        collects = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+        collects = [
+            subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)
+        ]
         pids = {process.pid for process in collects}
         deadline = time.monotonic() + 60
         while _waiting_for_lock(pids) != pids and time.monotonic() < deadline:
@@ -314,7 +347,11 @@ def test_two_collects_at_once_take_turns_and_agree(tmp_path: Path) -> None:
     first = parquet.read_bytes(), csv.read_bytes()
     assert cli("collect", "fake", "--sweeps-dir", sweep.path.parent).code == 0
     assert (parquet.read_bytes(), csv.read_bytes()) == first  # the same files a lone collect writes
-    assert list(pd.read_parquet(parquet)["item"]) == list(pd.read_csv(csv)["item"]) == ["f0.1_r0", "f0.2_r0", "f0.3_r0"]
+    assert (
+        list(pd.read_parquet(parquet)["item"])
+        == list(pd.read_csv(csv)["item"])
+        == ["f0.1_r0", "f0.2_r0", "f0.3_r0"]
+    )
 
 
 # ----------------------------------------------------------------------------- the real pool
@@ -346,8 +383,12 @@ def _wait_for_a_new_schedd(pool: PersonalPool, old_start_time: str) -> None:
 def test_a_schedd_restart_mid_sweep_loses_nothing(
     condor_pool: PersonalPool, pool_root: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sweep, manifest = make_fake_sweep(pool_root, fractions="0.1,0.2,0.3,0.4", backend=CONDOR,
-                                      behaviour=dict.fromkeys(("0.1", "0.2", "0.3", "0.4"), "slow"))
+    sweep, manifest = make_fake_sweep(
+        pool_root,
+        fractions="0.1,0.2,0.3,0.4",
+        backend=CONDOR,
+        behaviour=dict.fromkeys(("0.1", "0.2", "0.3", "0.4"), "slow"),
+    )
     sweeps = sweep.path.parent
     deadline = time.monotonic() + 120
     while not any(s.state is ItemState.RUNNING for s in sweep_statuses(sweeps, "fake")[2].values()):

@@ -93,11 +93,16 @@ def test_malformed_values_are_refused_before_anything_is_made(case: str, shards:
 
 
 @pytest.mark.parametrize(
-    "name", ["my sweep", "a/b", "../escape", "x'y", 'q"', "new\nline", "queue 5", "+Attr = 1", "$(Cluster)", "a\\b"]
+    "name",
+    ["my sweep", "a/b", "../escape", "x'y", 'q"', "new\nline", "queue 5", "+Attr = 1", "$(Cluster)", "a\\b"],
 )
 def test_a_name_that_could_inject_or_escape_is_refused(name: str, shards: Path, tmp_path: Path) -> None:
     sweeps = tmp_path / "sweeps"
-    refused(cli(*submit_args(shards, sweeps, name)), "sweep name", "is not allowed; accepted: 1-64 characters: letters, digits")
+    refused(
+        cli(*submit_args(shards, sweeps, name)),
+        "sweep name",
+        "is not allowed; accepted: 1-64 characters: letters, digits",
+    )
     assert not sweeps.exists() and not (tmp_path / "escape").exists()
 
 
@@ -124,38 +129,54 @@ def _not_shards(kind: str, tmp_path: Path, factory: pytest.TempPathFactory) -> P
     return folder
 
 
-@pytest.mark.parametrize("kind", ["empty", "not a dataset", "a ChestX-ray14 source, not its shards", "missing"])
+@pytest.mark.parametrize(
+    "kind", ["empty", "not a dataset", "a ChestX-ray14 source, not its shards", "missing"]
+)
 def test_data_that_is_not_a_shard_folder_is_refused(
     kind: str, tmp_path: Path, sweeps: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     folder = _not_shards(kind, tmp_path, tmp_path_factory)
-    refused(cli(*submit_args(folder, sweeps)), f"{folder} has no manifest.json",
-            "make a shard folder with `sweep data shard SRC OUT`")
+    refused(
+        cli(*submit_args(folder, sweeps)),
+        f"{folder} has no manifest.json",
+        "make a shard folder with `sweep data shard SRC OUT`",
+    )
     assert not sweeps.exists()
 
 
-def test_a_truncated_or_missing_shard_is_found_by_its_size(shards: Path, tmp_path: Path, sweeps: Path) -> None:
+def test_a_truncated_or_missing_shard_is_found_by_its_size(
+    shards: Path, tmp_path: Path, sweeps: Path
+) -> None:
     folder = copy_of(shards, tmp_path / "shards")
     manifest = load_data_manifest(folder)
     cut, gone = manifest.splits["train"].shards[0], manifest.splits["test"].shards[0]
     with open(folder / cut.file, "r+b") as handle:
         handle.truncate(cut.bytes - 10)
     (folder / gone.file).unlink()
-    refused(cli(*submit_args(folder, sweeps)), "shard files do not match manifest.json",
-            f"{cut.file} has {cut.bytes - 10} bytes, the manifest says {cut.bytes}", f"{gone.file} is missing",
-            "expected: the shard folder exactly as `sweep data shard` wrote it")
+    refused(
+        cli(*submit_args(folder, sweeps)),
+        "shard files do not match manifest.json",
+        f"{cut.file} has {cut.bytes - 10} bytes, the manifest says {cut.bytes}",
+        f"{gone.file} is missing",
+        "expected: the shard folder exactly as `sweep data shard` wrote it",
+    )
     assert not sweeps.exists()
 
 
-def test_a_shard_changed_in_place_is_found_with_verify_data(shards: Path, tmp_path: Path, sweeps: Path) -> None:
+def test_a_shard_changed_in_place_is_found_with_verify_data(
+    shards: Path, tmp_path: Path, sweeps: Path
+) -> None:
     folder = copy_of(shards, tmp_path / "shards")
     changed = load_data_manifest(folder).splits["train"].shards[0]
     data = bytearray((folder / changed.file).read_bytes())
     data[40] ^= 0xFF  # same size: only a hash sees it
     (folder / changed.file).write_bytes(bytes(data))
     dry_run(*submit_args(folder, sweeps))  # the default check is sizes only (README: Failure modes, the cost)
-    refused(cli(*submit_args(folder, sweeps), "--verify-data"),
-            f"{changed.file} has changed (its sha256 differs from the manifest)", "expected: the shard folder exactly as")
+    refused(
+        cli(*submit_args(folder, sweeps), "--verify-data"),
+        f"{changed.file} has changed (its sha256 differs from the manifest)",
+        "expected: the shard folder exactly as",
+    )
     assert not sweeps.exists()
 
 
@@ -180,9 +201,12 @@ def test_a_requirements_file_that_is_not_a_hashed_lock_names_it_and_the_command_
     requirements = tmp_path / "req.txt"
     requirements.write_text("zstandard==0.25.0\nnumpy\n")  # pinned or not: without hashes it is no lock
     cache = tmp_path / "cache"
-    refused(cli("pack", "--requirements", requirements, "--cache", cache),
-            f"{requirements} is not a hashed lock: 2 requirement(s) have no --hash (zstandard==0.25.0, numpy)",
-            "Make one with: uv pip compile --generate-hashes", f"NEEDS.in -o {requirements}")
+    refused(
+        cli("pack", "--requirements", requirements, "--cache", cache),
+        f"{requirements} is not a hashed lock: 2 requirement(s) have no --hash (zstandard==0.25.0, numpy)",
+        "Make one with: uv pip compile --generate-hashes",
+        f"NEEDS.in -o {requirements}",
+    )
     assert [name for name in entries(cache) if not name.startswith(".lock-")] == []
 
 
@@ -194,9 +218,15 @@ def test_a_template_with_an_unknown_variable_names_it_and_lists_the_available_on
 ) -> None:
     template = tmp_path / "mine.sub.j2"
     template.write_text(BUILTIN_TEMPLATE + "+Project = {{ project_name }}\n")
-    ran = cli(*submit_args(shards, sweeps), "--submit-template", template)  # a real submit: it renders in the build
-    refused(ran, f"the submit template {template} uses unknown variable project_name",
-            "available: arguments, common_inputs, environment, event_log", "submit_token")
+    ran = cli(
+        *submit_args(shards, sweeps), "--submit-template", template
+    )  # a real submit: it renders in the build
+    refused(
+        ran,
+        f"the submit template {template} uses unknown variable project_name",
+        "available: arguments, common_inputs, environment, event_log",
+        "submit_token",
+    )
     assert entries(sweeps) == []  # the half-built sweep folder went with the error
 
 
@@ -214,22 +244,30 @@ TEMPLATE_FAULTS = {
 
 
 @pytest.mark.parametrize("case", list(TEMPLATE_FAULTS))
-def test_a_template_whose_output_breaks_the_rules_is_refused(case: str, shards: Path, tmp_path: Path, sweeps: Path) -> None:
+def test_a_template_whose_output_breaks_the_rules_is_refused(
+    case: str, shards: Path, tmp_path: Path, sweeps: Path
+) -> None:
     text, message = TEMPLATE_FAULTS[case]
     template = tmp_path / "mine.sub.j2"
     template.write_text(text)
-    refused(cli(*submit_args(shards, sweeps), "--submit-template", template, "--dry-run"), str(template), message)
+    refused(
+        cli(*submit_args(shards, sweeps), "--submit-template", template, "--dry-run"), str(template), message
+    )
     assert not sweeps.exists()
 
 
 def test_a_template_file_that_cannot_be_read(shards: Path, tmp_path: Path, sweeps: Path) -> None:
-    refused(cli(*submit_args(shards, sweeps), "--submit-template", tmp_path / "nowhere.j2"),
-            f"cannot read the submit template {tmp_path / 'nowhere.j2'}: No such file or directory",
-            "accepted: a UTF-8 Jinja file like submit_templates/submit.sub.j2")
+    refused(
+        cli(*submit_args(shards, sweeps), "--submit-template", tmp_path / "nowhere.j2"),
+        f"cannot read the submit template {tmp_path / 'nowhere.j2'}: No such file or directory",
+        "accepted: a UTF-8 Jinja file like submit_templates/submit.sub.j2",
+    )
     assert not sweeps.exists()
 
 
-def test_a_template_may_add_accepted_commands_and_nothing_else(shards: Path, tmp_path: Path, sweeps: Path) -> None:
+def test_a_template_may_add_accepted_commands_and_nothing_else(
+    shards: Path, tmp_path: Path, sweeps: Path
+) -> None:
     template = tmp_path / "mine.sub.j2"
     template.write_text(BUILTIN_TEMPLATE + 'accounting_group = physics\n+ProjectName = "xray-{{ name }}"\n')
     submit = dry_run(*submit_args(shards, sweeps), "--submit-template", template)
@@ -248,9 +286,12 @@ RESERVED = ["executable=/bin/sh", "Arguments=-c", "transfer_input_files=/etc/pas
 @pytest.mark.parametrize("option", RESERVED)
 def test_a_reserved_submit_option_is_refused_with_the_list(option: str, shards: Path, sweeps: Path) -> None:
     key = option.partition("=")[0]
-    refused(cli(*submit_args(shards, sweeps), "--submit-option", option),
-            f"submit key {key!r} is reserved: sweep sets it itself; reserved: universe, executable",
-            "requirements (use --require)", "transfer_*, on_exit_*, +Sweep*")
+    refused(
+        cli(*submit_args(shards, sweeps), "--submit-option", option),
+        f"submit key {key!r} is reserved: sweep sets it itself; reserved: universe, executable",
+        "requirements (use --require)",
+        "transfer_*, on_exit_*, +Sweep*",
+    )
     assert not sweeps.exists()
 
 
@@ -277,10 +318,21 @@ def test_an_option_given_twice_is_refused(shards: Path, sweeps: Path) -> None:
 
 
 def test_accepted_options_add_exactly_their_commands(shards: Path, sweeps: Path) -> None:
-    submit = dry_run(*submit_args(shards, sweeps), "--submit-option", "accounting_group=physics.alice",
-                     "--submit-option", '+ProjectName="chest"', "--submit-option", "priority=5")
+    submit = dry_run(
+        *submit_args(shards, sweeps),
+        "--submit-option",
+        "accounting_group=physics.alice",
+        "--submit-option",
+        '+ProjectName="chest"',
+        "--submit-option",
+        "priority=5",
+    )
     assert set(submit.keys()) == INTENDED_COMMANDS | {"accounting_group", "MY.ProjectName", "priority"}
-    assert (submit["accounting_group"], submit["MY.ProjectName"], submit["priority"]) == ("physics.alice", '"chest"', "5")
+    assert (submit["accounting_group"], submit["MY.ProjectName"], submit["priority"]) == (
+        "physics.alice",
+        '"chest"',
+        "5",
+    )
     assert len(list(submit.itemdata())) == 2
 
 
@@ -291,17 +343,25 @@ def test_accepted_options_add_exactly_their_commands(shards: Path, sweeps: Path)
 def test_a_sweeps_dir_on_a_read_only_file_system(shards: Path, tmp_path: Path) -> None:
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
         for sweeps in (ro, ro / "sweeps"):  # the folder itself, and one that would have to be created
-            refused(cli(*submit_args(shards, sweeps)), f"cannot create a sweep in {sweeps}: Read-only file system",
-                    "accepted: a folder you can write to")
+            refused(
+                cli(*submit_args(shards, sweeps)),
+                f"cannot create a sweep in {sweeps}: Read-only file system",
+                "accepted: a folder you can write to",
+            )
         assert entries(ro) == []
 
 
 @needs_root
-def test_a_shard_folder_on_a_read_only_file_system(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_a_shard_folder_on_a_read_only_file_system(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     source = synthetic_source(tmp_path_factory, images=80, size=16)
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
-        refused(cli("data", "shard", source, ro / "out", "--size", "16"),
-                f"cannot write {ro / 'out'}: Read-only file system", "accepted: a new folder in a folder you can write to")
+        refused(
+            cli("data", "shard", source, ro / "out", "--size", "16"),
+            f"cannot write {ro / 'out'}: Read-only file system",
+            "accepted: a new folder in a folder you can write to",
+        )
         assert entries(ro) == []
 
 
@@ -310,17 +370,21 @@ def test_a_report_folder_on_a_read_only_file_system(tmp_path: Path) -> None:
     sweep, _ = make_fake_sweep(tmp_path, fractions="0.1,0.2")
     settle(sweep.path.parent, sweep.name)
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
-        refused(cli("report", "fake", "--sweeps-dir", sweep.path.parent, "--out", ro / "report"),
-                f"cannot write the report to {ro / 'report'}: Read-only file system")
+        refused(
+            cli("report", "fake", "--sweeps-dir", sweep.path.parent, "--out", ro / "report"),
+            f"cannot write the report to {ro / 'report'}: Read-only file system",
+        )
         assert entries(ro) == []
 
 
 @needs_root
 def test_a_pack_cache_on_a_read_only_file_system(tmp_path: Path) -> None:
     with tmpfs(tmp_path / "ro", "1m", read_only=True) as ro:
-        refused(cli("pack", "--requirements", TINY_REQUIREMENTS, "--cache", ro / "cache"),
-                f"cannot write to the environment cache {ro / 'cache'}: Read-only file system",
-                "accepted: --cache FOLDER you can write to")
+        refused(
+            cli("pack", "--requirements", TINY_REQUIREMENTS, "--cache", ro / "cache"),
+            f"cannot write to the environment cache {ro / 'cache'}: Read-only file system",
+            "accepted: --cache FOLDER you can write to",
+        )
         assert entries(ro) == []
 
 
@@ -328,24 +392,33 @@ def test_a_pack_cache_on_a_read_only_file_system(tmp_path: Path) -> None:
 
 
 @needs_root
-@pytest.mark.parametrize(("size", "where"), [("2m", "venv"), ("60m", "tarball")], ids=["in-venv", "in-tarball"])
+@pytest.mark.parametrize(
+    ("size", "where"), [("2m", "venv"), ("60m", "tarball")], ids=["in-venv", "in-tarball"]
+)
 def test_pack_on_a_full_disk_says_so_and_keeps_nothing(size: str, where: str, tmp_path: Path) -> None:
     # 2 MB fills while the build venv is made (ensurepip alone says only "exit status 1"); 60 MB holds
     # the venv (~45 MB) but not the interpreter tarball beside it (~25 MB)
     with tmpfs(tmp_path / "disk", size) as disk:
         ran = cli("pack", "--requirements", TINY_REQUIREMENTS, "--cache", disk / "cache")
-        refused(ran, f"no space left on the device of the environment cache {disk / 'cache'} while packing",
-                "nothing of this environment was kept there; free space, or use --cache on another disk")
+        refused(
+            ran,
+            f"no space left on the device of the environment cache {disk / 'cache'} while packing",
+            "nothing of this environment was kept there; free space, or use --cache on another disk",
+        )
         assert ("the step that failed: python -m venv" in ran.output) == (where == "venv")
         assert [name for name in entries(disk / "cache") if not name.startswith(".lock-")] == []
 
 
 @needs_root
-def test_data_shard_on_a_full_disk_leaves_no_out(tmp_path: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_data_shard_on_a_full_disk_leaves_no_out(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     source = synthetic_source(tmp_path_factory, images=80, size=16)
     with tmpfs(tmp_path / "disk", "16k") as disk:  # the shards of 80 tiny images need more
-        refused(cli("data", "shard", source, disk / "out", "--size", "16"),
-                f"writing {disk / 'out'} failed (No space left on device); nothing was left there")
+        refused(
+            cli("data", "shard", source, disk / "out", "--size", "16"),
+            f"writing {disk / 'out'} failed (No space left on device); nothing was left there",
+        )
         assert entries(disk) == []
 
 
@@ -372,11 +445,19 @@ def test_collect_on_a_full_disk_writes_both_result_files_or_neither(tmp_path: Pa
             assert _temporary_files(sweeps) == []
             if ran.code == 0:
                 break
-            refused(ran, "no space left on the device while writing", "nothing was written there; free space and retry")
+            refused(
+                ran,
+                "no space left on the device while writing",
+                "nothing was written there; free space and retry",
+            )
             assert not parquet.exists() and not csv.exists()
             free_pages(filler, 1)
         assert ran.code == 0, ran.output
-        assert list(pd.read_parquet(parquet)["item"]) == list(pd.read_csv(csv)["item"]) == ["f0.1_r0", "f0.2_r0", "f0.3_r0"]
+        assert (
+            list(pd.read_parquet(parquet)["item"])
+            == list(pd.read_csv(csv)["item"])
+            == ["f0.1_r0", "f0.2_r0", "f0.3_r0"]
+        )
         # a later collect that finds the disk full keeps the previous pair whole
         before = parquet.read_bytes(), csv.read_bytes()
         metrics = sweep.item_output("f0.1_r0") / names.METRICS

@@ -84,8 +84,9 @@ def _render(evil: str, where: str) -> RenderedSubmission:
         spec = replace(spec, submit_options=((evil, "1"),))
     elif where == "a template that does not filter it":
         spec, extra = replace(spec, name=evil), {"template": SubmitTemplate(UNFILTERED, "unfiltered.j2")}
-    return render_submission(spec, ENV, CODE, plans_for(spec), wrapper=paths["sweep_dir"] / "job-wrapper.sh",
-                             **paths, **extra)  # type: ignore[arg-type]
+    return render_submission(
+        spec, ENV, CODE, plans_for(spec), wrapper=paths["sweep_dir"] / "job-wrapper.sh", **paths, **extra
+    )  # type: ignore[arg-type]
 
 
 ADDED = {"submit option value": {"accounting_group"}, "custom attribute value": {"MY.Project"},
@@ -106,7 +107,9 @@ def test_no_user_string_adds_a_submit_command(where: str) -> None:
         assert set(submit.keys()) == INTENDED_COMMANDS | ADDED.get(where, set()), (where, evil)
         assert len(list(submit.itemdata())) == 1, (where, evil)  # one queue statement, ours, with one item
         accepted.append(evil)
-    assert "x\nqueue 5" not in accepted and 'x" && true || "' not in accepted  # the two classic ones never pass
+    assert (
+        "x\nqueue 5" not in accepted and 'x" && true || "' not in accepted
+    )  # the two classic ones never pass
 
 
 # ----------------------------------------------------------------------------- unpacking
@@ -131,11 +134,15 @@ HIDDEN_WAYS_OUT = {
 def test_the_wrapper_refuses_members_that_hide_a_way_out(case: str, tmp_path: Path) -> None:
     sandbox = make_sandbox(tmp_path, {"noop": "pass\n"})
     # the safe member first: an unpacker that checked while writing would already have written it
-    sandbox.interpreter = write_gz(sandbox.interpreter.path, [("python/bin/ok", b"ok"), HIDDEN_WAYS_OUT[case]])  # type: ignore[list-item]
+    sandbox.interpreter = write_gz(
+        sandbox.interpreter.path, [("python/bin/ok", b"ok"), HIDDEN_WAYS_OUT[case]]
+    )  # type: ignore[list-item]
     sandbox.render(job_module="sweep.job.noop")
     result = sandbox.run()
     assert result.returncode == 24, result.stderr  # 24: unsafe member (not 25, a failed unpack)
-    assert "unsafe" in result.stderr and "unpack_interpreter" in (sandbox.path / "out" / names.ERROR).read_text()
+    assert (
+        "unsafe" in result.stderr and "unpack_interpreter" in (sandbox.path / "out" / names.ERROR).read_text()
+    )
     assert not (sandbox.path / ".sweep" / "python").exists()  # refused before anything was written
     assert not list(tmp_path.rglob("escape*"))
 
@@ -164,7 +171,14 @@ def test_shards_and_packed_files_have_no_world_writable_file_under_a_normal_umas
     tmp_path: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     with umask(0o022):
-        ran = cli("data", "shard", synthetic_source(tmp_path_factory, images=80, size=16), tmp_path / "shards", "--size", "16")
+        ran = cli(
+            "data",
+            "shard",
+            synthetic_source(tmp_path_factory, images=80, size=16),
+            tmp_path / "shards",
+            "--size",
+            "16",
+        )
         assert ran.code == 0, ran.output
         code = pack_job_code(tmp_path / "cache")  # the writers `sweep pack` uses for tarballs and manifests
         atomic_write_text(tmp_path / "cache" / "manifest.json", "{}\n")
@@ -186,11 +200,18 @@ def test_the_pool_token_is_readable_by_its_owner_only(condor_pool: PersonalPool)
 def _tar_members(path: Path) -> Iterator[tuple[str, bytes]]:
     """(name, content) of every member of a .tar.gz or .tar.zst, names included as content too."""
     with open(path, "rb") as raw:
-        stream = gzip.GzipFile(fileobj=raw) if path.name.endswith(".gz") else zstandard.ZstdDecompressor().stream_reader(raw)
+        stream = (
+            gzip.GzipFile(fileobj=raw)
+            if path.name.endswith(".gz")
+            else zstandard.ZstdDecompressor().stream_reader(raw)
+        )
         with tarfile.open(fileobj=stream, mode="r|") as tar:
             for member in tar:
                 handle = tar.extractfile(member) if member.isfile() else None
-                yield member.name, member.name.encode() + member.linkname.encode() + (handle.read() if handle else b"")
+                yield (
+                    member.name,
+                    member.name.encode() + member.linkname.encode() + (handle.read() if handle else b""),
+                )
 
 
 def _everything_under(root: Path) -> Iterator[tuple[str, bytes]]:
@@ -225,17 +246,25 @@ def test_no_credential_reaches_a_sweep_a_tarball_or_a_report(
     (tokens / "pool").write_text(secret)
     config = tmp_path / "creds" / "condor_config"
     config.write_text(f"SEC_TOKEN_DIRECTORY = {tokens}\n")
-    for variable, value in {"CONDOR_CONFIG": config, "_CONDOR_SEC_TOKEN_DIRECTORY": tokens, "SWEEP_PROBE": secret}.items():
+    for variable, value in {
+        "CONDOR_CONFIG": config,
+        "_CONDOR_SEC_TOKEN_DIRECTORY": tokens,
+        "SWEEP_PROBE": secret,
+    }.items():
         monkeypatch.setenv(variable, str(value))  # seen by the CLI and its runner, never by the jobs
     cache = tmp_path / "cache"  # a copy of the tiny environment's tarballs: scanned whole
     tiny_environment()
     shutil.copytree(TINY_CACHE, cache, ignore=shutil.ignore_patterns("unpacked", ".lock-*"))
     sweeps = tmp_path / "sweeps"
     # the real wrapper and job code: the job fails (the tiny environment has no numpy) and leaves its traces
-    _submit_collect_report([*submit_args(shards, sweeps), "--requirements", cache / "requirements.txt", "--cache", cache], sweeps)
+    _submit_collect_report(
+        [*submit_args(shards, sweeps), "--requirements", cache / "requirements.txt", "--cache", cache], sweeps
+    )
     needles = {"the token": secret, "the token folder": str(tokens), "CONDOR_CONFIG's path": str(config),
                "a file in a tokens.d": "tokens.d/"}  # fmt: skip
-    assert (sweeps / "t" / names.ITEMS_DIR / "f1_r0" / "job.err").stat().st_size > 0  # there was something to scan
+    assert (
+        sweeps / "t" / names.ITEMS_DIR / "f1_r0" / "job.err"
+    ).stat().st_size > 0  # there was something to scan
     assert find_credentials(needles, sweeps, cache) == []
 
 
@@ -256,7 +285,9 @@ def test_no_pool_credential_reaches_a_condor_sweep_its_tarballs_or_its_report(
     sweeps = pool_root / "sweeps"
     args = [*submit_args(copy_of(shards, pool_root / "shards"), sweeps), "--requirements", cache / "requirements.txt",
             "--cache", cache, "--backend", "condor"]  # fmt: skip
-    _submit_collect_report(args, sweeps)  # real wrapper on the pool: the job fails there (no numpy), outputs return
+    _submit_collect_report(
+        args, sweeps
+    )  # real wrapper on the pool: the job fails there (no numpy), outputs return
     assert (sweeps / "t" / names.EVENT_LOG).stat().st_size > 0
     assert find_credentials(_pool_needles(condor_pool), sweeps, cache) == []
 

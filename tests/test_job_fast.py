@@ -26,8 +26,15 @@ V4 = V3 | host.LEVEL_FLAGS[4]
 
 @pytest.mark.parametrize(
     ("flags", "level"),
-    [(V1, "x86_64-v1"), (V2, "x86_64-v2"), (V3, "x86_64-v3"), (V4, "x86_64-v4"),
-     (V3 - {"avx2"}, "x86_64-v2"), (V4 - {"sse4_2"}, "x86_64-v1"), (frozenset({"fp", "asimd"}), None)],
+    [
+        (V1, "x86_64-v1"),
+        (V2, "x86_64-v2"),
+        (V3, "x86_64-v3"),
+        (V4, "x86_64-v4"),
+        (V3 - {"avx2"}, "x86_64-v2"),
+        (V4 - {"sse4_2"}, "x86_64-v1"),
+        (frozenset({"fp", "asimd"}), None),
+    ],
 )
 def test_microarch_is_the_highest_complete_level(flags: frozenset[str], level: str | None):
     assert host.microarch_from_flags(frozenset(flags)) == level
@@ -35,19 +42,32 @@ def test_microarch_is_the_highest_complete_level(flags: frozenset[str], level: s
 
 def test_cpuinfo_is_parsed(tmp_path: Path):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Old Xeon\nflags\t\t: {' '.join(sorted(V2))}\n\nprocessor\t: 1\n")
+    cpuinfo.write_text(
+        f"processor\t: 0\nmodel name\t: Old Xeon\nflags\t\t: {' '.join(sorted(V2))}\n\nprocessor\t: 1\n"
+    )
     assert host.read_cpuinfo(cpuinfo) == ("Old Xeon", V2)
     assert host.read_cpuinfo(tmp_path / "absent") == (None, frozenset())
 
 
 @pytest.mark.parametrize(
     ("below", "machine", "plays"),
-    [("x86_64-v3", "x86_64-v2", True), ("x86_64-v3", "x86_64-v1", True), ("x86_64-v3", "x86_64-v3", False),
-     ("x86_64-v3", "x86_64-v4", False), ("x86_64-v3", "", False), ("x86_64-v3", None, False),
-     (None, "x86_64-v1", False), ("nonsense", "x86_64-v1", False)],
+    [
+        ("x86_64-v3", "x86_64-v2", True),
+        ("x86_64-v3", "x86_64-v1", True),
+        ("x86_64-v3", "x86_64-v3", False),
+        ("x86_64-v3", "x86_64-v4", False),
+        ("x86_64-v3", "", False),
+        ("x86_64-v3", None, False),
+        (None, "x86_64-v1", False),
+        ("nonsense", "x86_64-v1", False),
+    ],
 )
 def test_old_cpu_switch_compares_levels(below: str | None, machine: str | None, plays: bool):
-    env = {k: v for k, v in (("SWEEP_TEST_SIGILL_BELOW", below), ("SWEEP_MACHINE_MICROARCH", machine)) if v is not None}
+    env = {
+        k: v
+        for k, v in (("SWEEP_TEST_SIGILL_BELOW", below), ("SWEEP_MACHINE_MICROARCH", machine))
+        if v is not None
+    }
     assert host.should_play_old_cpu(env) is plays
 
 
@@ -63,18 +83,41 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def run_job(args: list[str], env_extra: dict[str, str] | None = None, python_flags: tuple[str, ...] = ()):
     env = {**os.environ, **(env_extra or {})}
-    return subprocess.run([sys.executable, *python_flags, "-m", "sweep.job", *args], check=False, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, *python_flags, "-m", "sweep.job", *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def job_args(data: Path, out: Path, fraction: str = "0.5") -> list[str]:
-    return ["--data", str(data), "--out", str(out), "--fraction", fraction, "--replica", "0",
-            "--seed", "1", "--subset-seed", "2", "--epochs", "1"]
+    return [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--fraction",
+        fraction,
+        "--replica",
+        "0",
+        "--seed",
+        "1",
+        "--subset-seed",
+        "2",
+        "--epochs",
+        "1",
+    ]
 
 
 def test_old_cpu_dies_of_sigill_before_tensorflow_is_imported(shards: Path, tmp_path: Path):
-    result = run_job(job_args(shards, tmp_path / "out"), python_flags=("-X", "importtime"),
-                     env_extra={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3", "SWEEP_MACHINE_MICROARCH": "x86_64-v2"})
+    result = run_job(
+        job_args(shards, tmp_path / "out"),
+        python_flags=("-X", "importtime"),
+        env_extra={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3", "SWEEP_MACHINE_MICROARCH": "x86_64-v2"},
+    )
     assert result.returncode == -signal.SIGILL
     assert "sweep.job.host" in result.stderr  # -X importtime lists every module imported before death
     assert "tensorflow" not in result.stderr
@@ -95,8 +138,11 @@ def test_a_missing_shard_fails_fast_in_data_load_with_the_file_named(shards: Pat
     manifest = json.loads((data / names.DATA_MANIFEST).read_text())
     victim = manifest["splits"]["test"]["shards"][0]["file"]
     (data / victim).unlink()
-    result = run_job(job_args(data, tmp_path / "out"), python_flags=("-X", "importtime"),
-                     env_extra={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3", "SWEEP_MACHINE_MICROARCH": "x86_64-v3"})
+    result = run_job(
+        job_args(data, tmp_path / "out"),
+        python_flags=("-X", "importtime"),
+        env_extra={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3", "SWEEP_MACHINE_MICROARCH": "x86_64-v3"},
+    )
     assert result.returncode == 1
     error = json.loads((tmp_path / "out" / names.ERROR).read_text())
     assert error["stage"] == "data_load" and f"{victim} missing" in error["message"]
@@ -107,7 +153,11 @@ def test_a_missing_shard_fails_fast_in_data_load_with_the_file_named(shards: Pat
 def test_a_folder_without_manifest_fails_in_data_load(tmp_path: Path):
     result = run_job(job_args(tmp_path, tmp_path / "out"))
     error = json.loads((tmp_path / "out" / names.ERROR).read_text())
-    assert result.returncode == 1 and error["stage"] == "data_load" and "manifest.json is missing" in error["message"]
+    assert (
+        result.returncode == 1
+        and error["stage"] == "data_load"
+        and "manifest.json is missing" in error["message"]
+    )
 
 
 # ---- metrics arithmetic
@@ -121,7 +171,10 @@ def test_auc_report_leaves_out_labels_without_both_classes():
     report = metrics.auc_report(LABELS, truth, scores)
     assert report["auc_per_label"]["A"] == roc_auc_score(truth[:, 0], scores[:, 0]) == 0.75
     assert report["auc_per_label"]["B"] is None and report["auc_per_label"]["C"] is None
-    assert report["not_evaluable"] == {"B": "no positives in the test split", "C": "no negatives in the test split"}
+    assert report["not_evaluable"] == {
+        "B": "no positives in the test split",
+        "C": "no negatives in the test split",
+    }
     assert report["auc_macro"] == 0.75 and report["auc_labels_evaluated"] == 1
 
 
@@ -139,12 +192,16 @@ def test_thresholds_are_chosen_on_validation_and_measured_on_test():
     youden = report["youden"]["A"]
     assert youden["threshold"] == 0.80  # J = 1/3 - 0 at 0.8 beats 2/3 - 2/4 at 0.3 and 1 - 1 at 0.05
     assert (youden["precision"], youden["recall"], youden["specificity"]) == (1.0, 0.5, 1.0)
-    assert report["fixed_0.5"]["A"]["threshold"] == 0.5 and report["fixed_0.5"]["A"]["predicted_positives"] == 1
+    assert (
+        report["fixed_0.5"]["A"]["threshold"] == 0.5 and report["fixed_0.5"]["A"]["predicted_positives"] == 1
+    )
     assert metrics.labels_predicting_positives(report) == {"lowest_positive": 1, "youden": 1, "fixed_0.5": 1}
 
 
 def test_thresholds_say_why_a_label_has_none():
-    report = metrics.threshold_report(("A",), np.zeros((3, 1)), np.ones((3, 1)) / 2, np.array([[1], [0]]), np.ones((2, 1)))
+    report = metrics.threshold_report(
+        ("A",), np.zeros((3, 1)), np.ones((3, 1)) / 2, np.array([[1], [0]]), np.ones((2, 1))
+    )
     assert report["youden"]["A"] == {"threshold": None, "reason": "no positives in the validation split"}
 
 

@@ -80,12 +80,17 @@ def test_target_is_computed_exactly_not_with_float_error():
 def test_a_small_fraction_touches_few_shards(manifest_dict: dict):
     shard_count = len(manifest_dict["splits"]["train"]["shards"])
     for subset_seed in range(5):
-        assert len(select_training_subset(manifest_dict, 0.1, subset_seed).shards) <= math.ceil(0.1 * shard_count) + 1
+        assert (
+            len(select_training_subset(manifest_dict, 0.1, subset_seed).shards)
+            <= math.ceil(0.1 * shard_count) + 1
+        )
 
 
 def test_replicas_draw_different_patients(manifest_dict: dict):
     spec = SweepSpec(name="s", fractions=(Decimal("0.2"),), replicas=3, seed=0)
-    subsets = [set(select_training_subset(manifest_dict, i.fraction, i.subset_seed).patients) for i in spec.items()]
+    subsets = [
+        set(select_training_subset(manifest_dict, i.fraction, i.subset_seed).patients) for i in spec.items()
+    ]
     assert len({frozenset(s) for s in subsets}) == 3
     assert all(len(a & b) < 0.6 * len(a) for a in subsets for b in subsets if a is not b)
 
@@ -104,7 +109,9 @@ def test_a_manifest_without_train_shards_is_refused():
 # ---- the data plan of one item
 
 
-def test_plan_lists_the_manifest_the_subset_shards_and_all_evaluation_shards(shards: Path, manifest_dict: dict):
+def test_plan_lists_the_manifest_the_subset_shards_and_all_evaluation_shards(
+    shards: Path, manifest_dict: dict
+):
     manifest = load_data_manifest(shards)
     plan = plan_item_inputs(manifest, Decimal("0.3"), 42)
     subset = select_training_subset(manifest_dict, 0.3, 42)

@@ -34,11 +34,33 @@ THREADS = "2"
 
 
 def train(data: Path, out: Path, fraction: str) -> subprocess.CompletedProcess:
-    args = ["--data", str(data), "--out", str(out), "--fraction", fraction, "--replica", "0", "--seed", str(SEED),
-            "--subset-seed", str(SUBSET_SEED), "--epochs", str(EPOCHS), "--batch-size", str(BATCH)]
+    args = [
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--fraction",
+        fraction,
+        "--replica",
+        "0",
+        "--seed",
+        str(SEED),
+        "--subset-seed",
+        str(SUBSET_SEED),
+        "--epochs",
+        str(EPOCHS),
+        "--batch-size",
+        str(BATCH),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": THREADS, "SWEEP_MACHINE_MICROARCH": "x86_64-v3"}
-    return subprocess.run([sys.executable, "-m", "sweep.job", *args], check=False, env=env,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "sweep.job", *args],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,10 +97,14 @@ def test_the_model_does_not_say_no_to_everything(runs: dict[str, Path]):
     """
     for out in runs.values():
         result = metrics_of(out)
-        thresholded = [label for label, entry in result["thresholds"]["youden"].items() if entry["threshold"] is not None]
+        thresholded = [
+            label for label, entry in result["thresholds"]["youden"].items() if entry["threshold"] is not None
+        ]
         assert len(thresholded) >= 10
         for rule in ("lowest_positive", "youden"):
-            predicting = [label for label in thresholded if result["thresholds"][rule][label]["predicted_positives"] > 0]
+            predicting = [
+                label for label in thresholded if result["thresholds"][rule][label]["predicted_positives"] > 0
+            ]
             assert result["labels_predicting_positives"][rule] == len(predicting) >= 0.8 * len(thresholded)
 
 
@@ -116,11 +142,34 @@ def test_thresholds_follow_their_rules_on_validation(runs: dict[str, Path]):
 def test_metrics_json_has_the_agreed_fields(runs: dict[str, Path], shards: Path):
     result = metrics_of(runs["0.2"])
     assert result["schema"] == "sweep.metrics/1"
-    for key in ("fraction", "replica", "seed", "subset_seed", "epochs", "batch_size", "image_size", "train_images",
-                "train_patients", "validation_images", "test_images", "labels", "auc_macro", "auc_labels_evaluated",
-                "auc_per_label", "not_evaluable", "thresholds", "timings", "host"):
+    for key in (
+        "fraction",
+        "replica",
+        "seed",
+        "subset_seed",
+        "epochs",
+        "batch_size",
+        "image_size",
+        "train_images",
+        "train_patients",
+        "validation_images",
+        "test_images",
+        "labels",
+        "auc_macro",
+        "auc_labels_evaluated",
+        "auc_per_label",
+        "not_evaluable",
+        "thresholds",
+        "timings",
+        "host",
+    ):
         assert key in result, key
-    assert (result["fraction"], result["seed"], result["subset_seed"], result["epochs"]) == (0.2, SEED, SUBSET_SEED, EPOCHS)
+    assert (result["fraction"], result["seed"], result["subset_seed"], result["epochs"]) == (
+        0.2,
+        SEED,
+        SUBSET_SEED,
+        EPOCHS,
+    )
     subset = select_training_subset(json.loads((shards / names.DATA_MANIFEST).read_text()), 0.2, SUBSET_SEED)
     assert (result["train_images"], result["train_patients"]) == (subset.images, len(subset.patients))
     assert set(result["timings"]) == {"import", "data_load", "train", "evaluate", "export", "total"}
@@ -128,7 +177,9 @@ def test_metrics_json_has_the_agreed_fields(runs: dict[str, Path], shards: Path)
     facts = result["host"]
     assert facts["cores_used"] == int(THREADS) and facts["machine_microarch"] == "x86_64-v3"
     assert facts["microarch_measured"] == host.microarch_from_flags(host.read_cpuinfo()[1])
-    assert set(facts["cpu_flags"]) == {"avx", "avx2", "avx512f", "sse4_2"} and facts["tensorflow"].startswith("2.")
+    assert set(facts["cpu_flags"]) == {"avx", "avx2", "avx512f", "sse4_2"} and facts["tensorflow"].startswith(
+        "2."
+    )
 
 
 def test_history_has_one_row_per_epoch(runs: dict[str, Path]):
@@ -148,11 +199,15 @@ def test_saved_models_load_and_the_tflite_model_agrees(runs: dict[str, Path]):
     out = runs["1.0"]
     model = keras.models.load_model(out / names.MODEL_KERAS)
     images = np.random.default_rng(0).integers(0, 256, (5, SIZE, SIZE, 1), dtype=np.uint8)
-    assert np.abs(run_tflite(out / names.MODEL_TFLITE, images) - model.predict(images, verbose=0)).max() < 1e-4
+    assert (
+        np.abs(run_tflite(out / names.MODEL_TFLITE, images) - model.predict(images, verbose=0)).max() < 1e-4
+    )
     assert metrics_of(out)["export"]["tflite_max_abs_difference"] < 1e-3
 
 
-def test_tensorflow_reads_our_records_back_as_the_source_images(shards: Path, tmp_path_factory: pytest.TempPathFactory):
+def test_tensorflow_reads_our_records_back_as_the_source_images(
+    shards: Path, tmp_path_factory: pytest.TempPathFactory
+):
     """The pure-Python TFRecord writer against TensorFlow's reader; and the patient split seen in the records."""
     from sweep.job import dataset
 
@@ -170,8 +225,12 @@ def test_tensorflow_reads_our_records_back_as_the_source_images(shards: Path, tm
             expected = np.asarray(Image.open(source / names.CXR_IMAGES_DIR / name))
             assert np.array_equal(arrays.images[index, :, :, 0], expected)
             findings = set(rows[name].split("|")) - {"No Finding"}
-            assert {label for label, v in zip(manifest["labels"], arrays.labels[index], strict=True) if v} == findings
-        assert arrays.labels.sum(axis=0).tolist() == [manifest["splits"][split]["label_counts"][k] for k in manifest["labels"]]
+            assert {
+                label for label, v in zip(manifest["labels"], arrays.labels[index], strict=True) if v
+            } == findings
+        assert arrays.labels.sum(axis=0).tolist() == [
+            manifest["splits"][split]["label_counts"][k] for k in manifest["labels"]
+        ]
     assert not patients["train"] & patients["test"] and not patients["validation"] & patients["test"]
     assert not patients["train"] & patients["validation"]
     resized = dataset.read_split([shards / manifest["splits"]["test"]["shards"][0]["file"]], SIZE, 16, 14)
@@ -185,8 +244,16 @@ def test_the_shard_pipeline_yields_exactly_the_subset_in_a_seeded_order(shards: 
     subset = select_training_subset(manifest, 0.3, 5)
 
     def stream():
-        return dataset.training_dataset([shards / f for f in subset.shards], subset.patients, subset.images,
-                                        SIZE, SIZE, 14, batch_size=64, seed=3)
+        return dataset.training_dataset(
+            [shards / f for f in subset.shards],
+            subset.patients,
+            subset.images,
+            SIZE,
+            SIZE,
+            14,
+            batch_size=64,
+            seed=3,
+        )
 
     def epoch_labels(data) -> list:
         return [labels.numpy().tolist() for _, labels in data]

@@ -52,8 +52,9 @@ def test_all_items_run_and_outputs_come_back(tmp_path):
 
 
 def test_failure_sigill_and_retries(tmp_path):
-    sweep, _ = make_fake_sweep(tmp_path, fractions="0.1,0.2,0.3", max_retries=1,
-                               behaviour={"0.2": "fail", "0.3": "sigill"})
+    sweep, _ = make_fake_sweep(
+        tmp_path, fractions="0.1,0.2,0.3", max_retries=1, behaviour={"0.2": "fail", "0.3": "sigill"}
+    )
     statuses = settle(sweep)
     assert statuses["f0.1_r0"].state is ItemState.DONE
     failed = statuses["f0.2_r0"]
@@ -102,7 +103,9 @@ def test_cancel_stops_running_and_idle_items(tmp_path, monkeypatch):
 def test_a_dead_runner_marks_its_unfinished_items_failed(tmp_path):
     sweep, _ = make_fake_sweep(tmp_path, fractions="0.1", behaviour={"0.1": "sleep"})
     job_pid = wait_running(sweep, "f0.1_r0")
-    runner = next(e for e in EventLog(sweep.path / names.LOCAL_EVENTS).read() if e.get("event") == "runner_started")
+    runner = next(
+        e for e in EventLog(sweep.path / names.LOCAL_EVENTS).read() if e.get("event") == "runner_started"
+    )
     os.kill(runner["pid"], signal.SIGKILL)
     os.killpg(job_pid, signal.SIGKILL)
     time.sleep(0.3)
@@ -120,7 +123,9 @@ def test_status_json_shape(tmp_path):
 
 
 def test_collect_is_idempotent_and_flags_damaged_outputs(tmp_path):
-    sweep, _ = make_fake_sweep(tmp_path, fractions="0.1,0.2,0.3", behaviour={"0.2": "truncated", "0.3": "fail"})
+    sweep, _ = make_fake_sweep(
+        tmp_path, fractions="0.1,0.2,0.3", behaviour={"0.2": "truncated", "0.3": "fail"}
+    )
     settle(sweep)
     first = collect_sweep(sweep.path.parent, sweep.name)
     parquet, csv = first.parquet.read_bytes(), first.csv.read_bytes()

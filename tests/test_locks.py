@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from sweep import pack
+from sweep import locks
 
 REPO = Path(__file__).resolve().parent.parent
 JOB_IN, JOB_LOCK = REPO / "envs" / "requirements-job.in", REPO / "envs" / "requirements-job.txt"
@@ -25,7 +25,7 @@ DEV_IN, DEV_LOCK = REPO / "requirements-dev.in", REPO / "requirements-dev.txt"
 def pins(lock: Path) -> dict[str, Version]:
     """name -> pinned version of every requirement of a lock."""
     pinned: dict[str, Version] = {}
-    for entry in pack._locked_lines(lock):
+    for entry in locks.locked_lines(lock):
         name, _, version = entry.split(" ", 1)[0].partition("==")
         pinned[canonicalize_name(name)] = Version(version)
     return pinned
@@ -33,7 +33,7 @@ def pins(lock: Path) -> dict[str, Version]:
 
 def needs(requirements_in: Path) -> list[Requirement]:
     """The requirements of an .in file (options such as -c are not requirements)."""
-    return [Requirement(e) for e in pack._locked_lines(requirements_in) if not e.startswith("-")]
+    return [Requirement(e) for e in locks.locked_lines(requirements_in) if not e.startswith("-")]
 
 
 def pyproject_needs() -> list[Requirement]:
@@ -67,10 +67,12 @@ def unmet(requirements: list[Requirement], pinned: dict[str, Version]) -> list[s
 
 @pytest.mark.parametrize("lock", [JOB_LOCK, DEV_LOCK], ids=["job", "dev"])
 def test_every_requirement_of_a_lock_is_pinned_and_hashed(lock: Path) -> None:
-    pack._check_hashed(lock)  # raises naming those without --hash
-    entries = pack._locked_lines(lock)
+    locks.check_hashed(lock)  # raises naming those without --hash
+    entries = locks.locked_lines(lock)
     assert entries and all("==" in entry.split(" ", 1)[0] for entry in entries), entries
-    assert f"Regenerate with:  make lock-{'job' if lock == JOB_LOCK else 'dev'}" in lock.read_text(encoding="utf-8")
+    assert f"Regenerate with:  make lock-{'job' if lock == JOB_LOCK else 'dev'}" in lock.read_text(
+        encoding="utf-8"
+    )
 
 
 def test_the_job_lock_holds_every_direct_need_and_zstandard() -> None:
@@ -89,4 +91,3 @@ def test_the_dev_lock_has_the_job_locks_versions() -> None:
     differ = {name: (str(job[name]), str(dev[name])) for name in job.keys() & dev.keys()
               if job[name] != dev[name]}  # fmt: skip
     assert differ == {}, "regenerate with: make lock (the job's lock constrains the development one)"
-

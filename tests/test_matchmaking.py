@@ -13,13 +13,20 @@ from sweep.spec import DEFAULT_REQUIREMENTS
 
 # what the bindings make of sweep's requirements (HTCondor appends its own clauses)
 JOB_REQUIREMENTS = (
-    f"({DEFAULT_REQUIREMENTS}) && (TARGET.Arch == \"X86_64\") && (TARGET.OpSys == \"LINUX\") && "
+    f'({DEFAULT_REQUIREMENTS}) && (TARGET.Arch == "X86_64") && (TARGET.OpSys == "LINUX") && '
     "(TARGET.Disk >= RequestDisk) && (TARGET.Memory >= RequestMemory) && (TARGET.HasFileTransfer)"
 )
 
 
-def slot(name: str, *, avx2: bool = True, microarch: str = "x86_64-v3", memory: int = 3072,
-         state: str = "Unclaimed", start: str = "true") -> classad2.ClassAd:
+def slot(
+    name: str,
+    *,
+    avx2: bool = True,
+    microarch: str = "x86_64-v3",
+    memory: int = 3072,
+    state: str = "Unclaimed",
+    start: str = "true",
+) -> classad2.ClassAd:
     # parsed from text, as ads come from the collector (classad2 resolves TARGET only in such ads)
     flags = "has_avx = true; has_avx2 = true;" if avx2 else ""  # advertised only for flags the startd found
     return classad2.parseOne(
@@ -34,7 +41,12 @@ def job(requirements: str = JOB_REQUIREMENTS, memory: int = 2048) -> classad2.Cl
     )
 
 
-POOL = [slot("slot1@a"), slot("slot2@a", state="Claimed"), slot("slot3@a"), slot("slot4@a", avx2=False, microarch="x86_64-v2")]
+POOL = [
+    slot("slot1@a"),
+    slot("slot2@a", state="Claimed"),
+    slot("slot3@a"),
+    slot("slot4@a", avx2=False, microarch="x86_64-v2"),
+]
 
 
 @pytest.mark.parametrize(
@@ -69,8 +81,10 @@ def test_a_job_that_waits_for_a_busy_slot_is_not_called_unmatchable() -> None:
 def test_the_clause_no_slot_satisfies_is_named_with_the_jobs_value() -> None:
     analysis = analyze_job(job(memory=100_000), POOL)
     assert analysis.matches_nothing
-    assert analysis.explain() == ("no slot matches its requirements: `TARGET.Memory >= RequestMemory` "
-                                  "(RequestMemory = 100000) is true on none of 4 slots")
+    assert analysis.explain() == (
+        "no slot matches its requirements: `TARGET.Memory >= RequestMemory` "
+        "(RequestMemory = 100000) is true on none of 4 slots"
+    )
 
 
 def test_every_failing_clause_is_named() -> None:
@@ -84,7 +98,9 @@ def test_every_failing_clause_is_named() -> None:
 def test_clauses_that_each_hold_somewhere_but_never_together() -> None:
     pool = [slot("slot1@a", memory=1024), slot("slot2@a", avx2=False, memory=8192)]
     reason = analyze_job(job(), pool).explain()
-    assert reason.startswith("no slot matches its requirements: each clause holds on some of 2 slots, never all at once")
+    assert reason.startswith(
+        "no slot matches its requirements: each clause holds on some of 2 slots, never all at once"
+    )
     assert "`TARGET.Memory >= RequestMemory` on 1" in reason and "`(has_avx2 =?= true)` on 1" not in reason
 
 
@@ -92,7 +108,10 @@ def test_slots_whose_own_start_policy_refuses_the_job() -> None:
     pool = [slot("slot1@a", start='TARGET.Owner == "somebody-else"')]
     analysis = analyze_job(job(), pool)
     assert analysis.match_job == 1 and analysis.match_both == 0
-    assert analysis.explain() == "1 of 1 slots meet its requirements but refuse the job by their own START policy"
+    assert (
+        analysis.explain()
+        == "1 of 1 slots meet its requirements but refuse the job by their own START policy"
+    )
 
 
 def test_an_empty_pool_says_so() -> None:

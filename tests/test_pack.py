@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from sweep import archive, elfscan, fs, names, pack
+from sweep import archive, elfscan, fs, locks, names, pack
 from sweep.envfiles import select_site_packages
 from sweep.errors import PackError
 from sweep.pack import (
@@ -59,7 +59,7 @@ def test_key_of_a_hashed_lock_follows_pins_and_hashes_not_notes(tmp_path: Path) 
     lock = "# header\nzstandard==0.25.0 \\\n    --hash=sha256:{a} \\\n    --hash=sha256:{b}\n    # via -r in.txt\n"
     req.write_text(lock.format(a="1" * 64, b="2" * 64))
     key = environment_key(req)
-    assert pack._locked_lines(req) == [f"zstandard==0.25.0 --hash=sha256:{'1' * 64} --hash=sha256:{'2' * 64}"]
+    assert locks.locked_lines(req) == [f"zstandard==0.25.0 --hash=sha256:{'1' * 64} --hash=sha256:{'2' * 64}"]
     req.write_text(lock.format(a="1" * 64, b="2" * 64).replace("# via -r in.txt", "# via sweep"))
     assert environment_key(req) == key
     req.write_text(lock.format(a="1" * 64, b="3" * 64))  # another file behind the same version
@@ -77,10 +77,13 @@ def test_requirements_without_hashes_are_refused_before_pip(tmp_path: Path) -> N
     with pytest.raises(PackError) as caught:
         build_environment(req, tmp_path / "cache")
     message = str(caught.value)
-    assert f"{req} is not a hashed lock: 2 requirement(s) have no --hash (zstandard==0.25.0, numpy>=1.26)" in message
-    assert f"Make one with: {pack.lock_command(req)}" in message
-    assert pack.lock_command(req).startswith("uv pip compile --generate-hashes --python-version 3.")
-    assert f"--python-platform x86_64-manylinux_2_28 NEEDS.in -o {req}" in pack.lock_command(req)
+    assert (
+        f"{req} is not a hashed lock: 2 requirement(s) have no --hash (zstandard==0.25.0, numpy>=1.26)"
+        in message
+    )
+    assert f"Make one with: {locks.lock_command(req)}" in message
+    assert locks.lock_command(req).startswith("uv pip compile --generate-hashes --python-version 3.")
+    assert f"--python-platform x86_64-manylinux_2_28 NEEDS.in -o {req}" in locks.lock_command(req)
     assert leftovers(tmp_path / "cache") == []
 
 
@@ -107,7 +110,7 @@ def test_pip_refuses_a_lock_that_is_not_complete_or_does_not_match(case: str, tm
     message = str(caught.value)
     assert f"pip install failed for {req}" in message and pip_says in message and named in message, message
     if case != "a changed file":  # that one is tampering or a re-upload: regenerating is not the answer
-        assert f"{req} is not a complete hashed lock; make one with: {pack.lock_command(req)}" in message
+        assert f"{req} is not a complete hashed lock; make one with: {locks.lock_command(req)}" in message
     assert leftovers(tmp_path / "cache") == []
 
 
@@ -136,7 +139,7 @@ def test_interrupt_during_build_leaves_nothing(tmp_path: Path, monkeypatch: pyte
         (venv / "half-installed").write_text("x")
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(pack, "_install_requirements", interrupted)
+    monkeypatch.setattr(pack, "install_lock", interrupted)
     with pytest.raises(KeyboardInterrupt):
         build_environment(req, cache)
     assert leftovers(cache) == []

@@ -42,16 +42,20 @@ def test_hold_code_table_has_no_swapped_or_invented_entries() -> None:
 def test_an_unknown_hold_code_shows_htcondors_own_reason_verbatim() -> None:
     assert explain_hold(999, 0, "Something new in HTCondor 26") == "Something new in HTCondor 26"
     assert explain_hold(13, 2, "Transfer input files failure") == (
-        "input files could not be transferred to the execute machine: Transfer input files failure")
+        "input files could not be transferred to the execute machine: Transfer input files failure"
+    )
 
 
 def _manifest() -> SimpleNamespace:
-    return SimpleNamespace(name="s", backend={"name": "condor"},
-                           items=[{"item": "f1_r0", "fraction": "1", "replica": 0}])
+    return SimpleNamespace(
+        name="s", backend={"name": "condor"}, items=[{"item": "f1_r0", "fraction": "1", "replica": 0}]
+    )
 
 
 def test_reasons_print_literally_in_the_table_and_in_json() -> None:
-    statuses = {"f1_r0": ItemStatus(item="f1_r0", state=ItemState.FAILED, reason=TRICKY, host="[red]node[/red]")}
+    statuses = {
+        "f1_r0": ItemStatus(item="f1_r0", state=ItemState.FAILED, reason=TRICKY, host="[red]node[/red]")
+    }
     console = Console(record=True, width=400)
     console.print(status_table(_manifest(), statuses))  # type: ignore[arg-type]
     text = console.export_text()

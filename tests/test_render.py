@@ -86,8 +86,13 @@ def test_demo_submission_matches_golden_file():
 
 
 def test_no_avx_requirement_and_test_environment_golden():
-    spec = SweepSpec(name="old-cpus", fractions=parse_fractions("0.5,1"), replicas=2, requirements=None, epochs=3)
-    check_golden("submit-no-require.sub", render(spec, environment={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3"}).full_text())
+    spec = SweepSpec(
+        name="old-cpus", fractions=parse_fractions("0.5,1"), replicas=2, requirements=None, epochs=3
+    )
+    check_golden(
+        "submit-no-require.sub",
+        render(spec, environment={"SWEEP_TEST_SIGILL_BELOW": "x86_64-v3"}).full_text(),
+    )
 
 
 def test_demo_parses_into_fifty_items_with_avx2_sigill_hold_and_tarballs():
@@ -96,7 +101,9 @@ def test_demo_parses_into_fifty_items_with_avx2_sigill_hold_and_tarballs():
     rows = list(submit.itemdata())
     assert len(rows) == 50 == len(rendered.rows)
     assert {(row["fraction"], row["replica"]) for row in rows} == {
-        (f, str(r)) for f in ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"] for r in range(5)
+        (f, str(r))
+        for f in ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1"]
+        for r in range(5)
     }
     assert rows == rendered.rows  # what condor_submit would read equals what we submit as itemdata
     assert submit["requirements"] == DEFAULT_REQUIREMENTS
@@ -126,7 +133,16 @@ def test_arguments_for_the_local_backend_match_the_submit_arguments():
 
 @pytest.mark.parametrize(
     "evil",
-    ["x\nqueue 5", 'x" && true || "', "demo\n+Owner = \"root\"", "a b", "queue", "+Attr = 1", "$(Cluster)", "a#b"],
+    [
+        "x\nqueue 5",
+        'x" && true || "',
+        'demo\n+Owner = "root"',
+        "a b",
+        "queue",
+        "+Attr = 1",
+        "$(Cluster)",
+        "a#b",
+    ],
 )
 def test_a_sweep_name_cannot_add_submit_commands(evil):
     # names are validated before rendering; and even one that slips through (or a harmless
@@ -146,7 +162,7 @@ def test_a_sweep_name_cannot_add_submit_commands(evil):
 
 @pytest.mark.parametrize(
     "expression",
-    ['true\nqueue 100', "(has_avx2 =?= true", 'Microarch >= "x86_64-v3', "", "$(Cluster) > 0", "a b c"],
+    ["true\nqueue 100", "(has_avx2 =?= true", 'Microarch >= "x86_64-v3', "", "$(Cluster) > 0", "a b c"],
 )
 def test_bad_requirements_are_refused(expression):
     with pytest.raises(RenderError, match="requirements"):
@@ -154,8 +170,15 @@ def test_bad_requirements_are_refused(expression):
 
 
 def test_custom_requirements_pass_through():
-    spec = SweepSpec(name="t", fractions=parse_fractions("1"), replicas=1, requirements='(Memory > 1024) && (Arch == "X86_64")')
-    assert htcondor2.Submit(render(spec).full_text())["requirements"] == '(Memory > 1024) && (Arch == "X86_64")'
+    spec = SweepSpec(
+        name="t",
+        fractions=parse_fractions("1"),
+        replicas=1,
+        requirements='(Memory > 1024) && (Arch == "X86_64")',
+    )
+    assert (
+        htcondor2.Submit(render(spec).full_text())["requirements"] == '(Memory > 1024) && (Arch == "X86_64")'
+    )
 
 
 @pytest.mark.parametrize("path", ["relative/x", "/with space/x", "/a,b", "/a$(b)", "/a#b", "/a\nb", "/a'b"])

@@ -20,7 +20,18 @@ from sweep.spec import (
 
 def test_default_range_gives_exactly_ten_fractions_ending_at_one():
     fractions = parse_fractions("0.1..1.0")
-    assert [str(f) for f in fractions] == ["0.1", "0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9", "1.0"]
+    assert [str(f) for f in fractions] == [
+        "0.1",
+        "0.2",
+        "0.3",
+        "0.4",
+        "0.5",
+        "0.6",
+        "0.7",
+        "0.8",
+        "0.9",
+        "1.0",
+    ]
     assert [float(f) for f in fractions][2] == 0.3  # no 0.30000000000000004
 
 
@@ -93,7 +104,9 @@ def test_positive_int_bounds():
         parse_positive_int("request-cpus", "65", maximum=64)
 
 
-@pytest.mark.parametrize("name", ["my sweep", "a/b", "x'y", 'q"', "new\nline", "queue 5", "+Attr = 1", "", "-lead", "a" * 65])
+@pytest.mark.parametrize(
+    "name", ["my sweep", "a/b", "x'y", 'q"', "new\nline", "queue 5", "+Attr = 1", "", "-lead", "a" * 65]
+)
 def test_bad_names_refused(name):
     with pytest.raises(SpecError, match="accepted"):
         validate_name(name)

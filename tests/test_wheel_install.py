@@ -25,11 +25,14 @@ from sweep import extras, resources
 from sweep.cli import app
 
 REPO = Path(__file__).resolve().parents[1]
-ENV_CACHE = REPO / "envs" / "cache"  # the environment built for this interpreter: a cache hit, not ~90 s of packing
+ENV_CACHE = (
+    REPO / "envs" / "cache"
+)  # the environment built for this interpreter: a cache hit, not ~90 s of packing
 # what a user's checkout may hold that is no source: setuptools reuses a stale build/lib, so the wheel
 # is built from a copy without it (envs/cache is left out too; a small stand-in file takes its place)
-NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache",
-                                     "sweeps", "demo")
+NOT_SOURCES = shutil.ignore_patterns(
+    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "sweeps", "demo"
+)
 
 
 # ---------------------------------------------------------------- fast: the pieces
@@ -37,7 +40,9 @@ NOT_SOURCES = shutil.ignore_patterns(".git", ".venv", "build", "dist", "*.egg-in
 
 def test_every_package_folder_is_listed_in_pyproject() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
-    folders = {".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "sweep").rglob("__init__.py")}
+    folders = {
+        ".".join(init.parent.relative_to(REPO).parts) for init in (REPO / "sweep").rglob("__init__.py")
+    }
     mapped = {"sweep.analysis", "sweep.envs", "sweep.submit_templates"}
     assert folders | mapped == listed  # a new sweep/ subpackage must be listed, or the wheel lacks it
 
@@ -65,8 +70,10 @@ def test_a_command_without_its_extra_names_it(monkeypatch: pytest.MonkeyPatch, c
     monkeypatch.setattr(extras, "find_spec", lambda name: None if name == "scipy" else real(name))
     result = CliRunner().invoke(app, command)
     assert result.exit_code == 2
-    assert f"sweep {command[0]} needs matplotlib and scipy: pip install 'sweep[report]' (scipy not installed)" in (
-        " ".join(result.output.split()))
+    assert (
+        f"sweep {command[0]} needs matplotlib and scipy: pip install 'sweep[report]' (scipy not installed)"
+        in (" ".join(result.output.split()))
+    )
 
 
 # ---------------------------------------------------------------- slow: build, install, run
@@ -103,8 +110,18 @@ def build_wheel(scratch: Path) -> Path:
     stand_in = source / "envs" / "cache" / "python-0123456789abcdef.json"
     stand_in.parent.mkdir(parents=True)
     stand_in.write_text("{}\n")  # a built environment's manifest: it must stay out of the wheel
-    run_checked(sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(scratch / "dist"), str(source),
-                timeout=600)
+    run_checked(
+        sys.executable,
+        "-m",
+        "pip",
+        "wheel",
+        "--no-deps",
+        "-q",
+        "-w",
+        str(scratch / "dist"),
+        str(source),
+        timeout=600,
+    )
     (wheel,) = (scratch / "dist").glob("sweep-*.whl")
     return wheel
 
@@ -117,22 +134,40 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Installed:
     run_checked(sys.executable, "-m", "venv", str(venv), timeout=120)
     # the report extra, not train: jobs bring TensorFlow in the packed environment;
     # --no-compile: byte-compiling SciPy, pandas and matplotlib would add about a minute
-    run_checked(str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-compile", f"{wheel}[report]",
-                timeout=900)
+    run_checked(
+        str(venv / "bin" / "python"),
+        "-m",
+        "pip",
+        "install",
+        "-q",
+        "--no-compile",
+        f"{wheel}[report]",
+        timeout=900,
+    )
     return Installed(wheel=wheel, bin=venv / "bin", home=tmp_path_factory.mktemp("user"))
 
 
 @pytest.mark.slow
 def test_wheel_holds_the_package_data_and_nothing_else(installed: Installed) -> None:
     names = zipfile.ZipFile(installed.wheel).namelist()
-    for shipped in ("sweep/submit_templates/submit.sub.j2", "sweep/submit_templates/job_wrapper.sh.j2",
-                    "sweep/envs/requirements-job.txt", "sweep/analysis/report.py", "sweep/job/__main__.py",
-                    "sweep/py.typed"):
+    for shipped in (
+        "sweep/submit_templates/submit.sub.j2",
+        "sweep/submit_templates/job_wrapper.sh.j2",
+        "sweep/envs/requirements-job.txt",
+        "sweep/analysis/report.py",
+        "sweep/job/__main__.py",
+        "sweep/py.typed",
+    ):
         assert shipped in names, shipped
     version = installed.wheel.name.split("-")[1]
-    assert {name.split("/")[0] for name in names} == {"sweep", f"sweep-{version}.dist-info"}  # no top-level analysis/
-    assert [name for name in names if name.startswith("sweep/envs/")] == ["sweep/envs/__init__.py",
-                                                                          "sweep/envs/requirements-job.txt"]
+    assert {name.split("/")[0] for name in names} == {
+        "sweep",
+        f"sweep-{version}.dist-info",
+    }  # no top-level analysis/
+    assert [name for name in names if name.startswith("sweep/envs/")] == [
+        "sweep/envs/__init__.py",
+        "sweep/envs/requirements-job.txt",
+    ]
 
 
 @pytest.mark.slow
@@ -140,8 +175,11 @@ def test_installed_sweep_answers_from_outside_the_repository(installed: Installe
     python = str(installed.bin / "python")
     assert "Usage: sweep" in installed.sweep("--help").stdout
     assert "Usage: sweep" in installed.run(python, "-m", "sweep", "--help").stdout
-    where = installed.run(python, "-c", "import importlib.util as u, sweep.analysis.report as r; "
-                          "print(r.__file__, u.find_spec('analysis'))").stdout.split()
+    where = installed.run(
+        python,
+        "-c",
+        "import importlib.util as u, sweep.analysis.report as r; print(r.__file__, u.find_spec('analysis'))",
+    ).stdout.split()
     assert where[0].startswith(str(installed.bin.parent)) and where[1] == "None"
 
 
@@ -150,7 +188,19 @@ def test_installed_sweep_answers_from_outside_the_repository(installed: Installe
 def test_installed_sweep_runs_a_sweep_end_to_end(installed: Installed) -> None:
     installed.sweep("data", "synth", "source", "--images", "120", "--size", "16")
     installed.sweep("data", "shard", "source", "shards", "--size", "16")
-    submit = ["submit", "--fractions", "1", "--replicas", "1", "--epochs", "1", "--data", "shards", "--name", "wheel"]
+    submit = [
+        "submit",
+        "--fractions",
+        "1",
+        "--replicas",
+        "1",
+        "--epochs",
+        "1",
+        "--data",
+        "shards",
+        "--name",
+        "wheel",
+    ]
     described = installed.sweep(*submit, "--dry-run").stdout
     assert str(ENV_CACHE) in described and "queue" in described  # the templates rendered, the cache followed
     installed.sweep(*submit, timeout=600)  # packs nothing: the environment of this lock is in ENV_CACHE

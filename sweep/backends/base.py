@@ -13,7 +13,9 @@ from sweep.state import ItemStatus, Submission, SweepDir, SweepManifest
 class Backend(Protocol):
     name: str
 
-    def submit(self, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str) -> Submission:
+    def submit(
+        self, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str
+    ) -> Submission:
         """Submit every row of `rendered` in one transaction; return what was submitted."""
         ...
 
@@ -21,7 +23,9 @@ class Backend(Protocol):
         """The current status of every item of the sweep (its latest submission counts)."""
         ...
 
-    def cancel(self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None) -> list[str]:
+    def cancel(
+        self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None
+    ) -> list[str]:
         """Stop the named (default: all) unfinished items; return the names stopped."""
         ...
 
@@ -30,8 +34,14 @@ class Backend(Protocol):
         ...
 
 
-def wait_until_terminal(backend: Backend, sweep: SweepDir, manifest: SweepManifest, items: Iterable[str],
-                        timeout: float = 60.0, interval: float = 0.3) -> None:
+def wait_until_terminal(
+    backend: Backend,
+    sweep: SweepDir,
+    manifest: SweepManifest,
+    items: Iterable[str],
+    timeout: float = 60.0,
+    interval: float = 0.3,
+) -> None:
     """Stopping a job is asynchronous on every backend: wait until the stopped items show a final state."""
     deadline = time.monotonic() + timeout
     pending = set(items)

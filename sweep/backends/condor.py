@@ -52,7 +52,9 @@ class CondorBackend:
                 return htcondor2.Schedd(ad)
             return htcondor2.Schedd()
         except Exception as error:  # the bindings raise HTCondorException subclasses, ValueError, OSError
-            raise BackendError(f"cannot reach the HTCondor {where}: {_one_line(error)}; {REACH_ADVICE}") from None
+            raise BackendError(
+                f"cannot reach the HTCondor {where}: {_one_line(error)}; {REACH_ADVICE}"
+            ) from None
 
     def _call(self, what: str, call):
         try:
@@ -70,7 +72,9 @@ class CondorBackend:
             raise BackendError(f"HTCondor refused to {what}: {_one_line(error)}; {REACH_ADVICE}") from None
 
     # ------------------------------------------------------------------ protocol
-    def submit(self, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str) -> Submission:
+    def submit(
+        self, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str
+    ) -> Submission:
         htcondor2 = _bindings()
         description = htcondor2.Submit(rendered.submit_text)
         schedd = self.schedd()
@@ -78,7 +82,9 @@ class CondorBackend:
         result = self._call("accept the submission", lambda: schedd.submit(description, itemdata=iter(rows)))
         cluster = result.cluster()
         self._check_event_log_written(schedd, sweep, cluster)
-        return Submission(id=str(cluster), items=tuple(row["item"] for row in rows), submitted_at=time.time(), token=token)
+        return Submission(
+            id=str(cluster), items=tuple(row["item"] for row in rows), submitted_at=time.time(), token=token
+        )
 
     def _check_event_log_written(self, schedd, sweep: SweepDir, cluster: int) -> None:
         """The schedd writes every job's submit event into the sweep's log as it commits the transaction.
@@ -97,8 +103,14 @@ class CondorBackend:
         with contextlib.suppress(Exception):  # the owner only makes the advice more precise
             ads = schedd.query(f"ClusterId == {int(cluster)}", ["Owner"], limit=1)
             owner = str(ads[0].get("Owner", "")) if ads else ""
-        self._call("remove the jobs", lambda: schedd.act(htcondor2.JobAction.Remove, f"ClusterId == {int(cluster)}",
-                                                         reason="sweep: the schedd cannot write the event log"))
+        self._call(
+            "remove the jobs",
+            lambda: schedd.act(
+                htcondor2.JobAction.Remove,
+                f"ClusterId == {int(cluster)}",
+                reason="sweep: the schedd cannot write the event log",
+            ),
+        )
         raise BackendError(
             f"the schedd accepted the jobs but could not write their event log {sweep.event_log}, so it cannot "
             f"run them (their initial directory is {sweep.path}); the jobs were removed. Accepted: a --sweeps-dir "
@@ -109,8 +121,10 @@ class CondorBackend:
 
     def poll(self, sweep: SweepDir, manifest: SweepManifest) -> dict[str, ItemStatus]:
         latest = latest_submission_of_items(manifest)
-        statuses = {item: ItemStatus(item=item, submission=latest[item].id if item in latest else "")
-                    for item in manifest.item_names}
+        statuses = {
+            item: ItemStatus(item=item, submission=latest[item].id if item in latest else "")
+            for item in manifest.item_names
+        }
         by_job = _jobs_to_items(manifest)
         for event in read_events(sweep.event_log):
             item = by_job.get((event.cluster, event.proc))
@@ -125,7 +139,9 @@ class CondorBackend:
         The log stays the source of truth for states; the queue only adds a hold the log lacks (a log
         that lags or cannot be written) and, for idle jobs, HTCondor's matchmaking analysis.
         """
-        waiting = sorted({s.submission for s in statuses.values() if s.state in (ItemState.IDLE, ItemState.HELD)} - {""})
+        waiting = sorted(
+            {s.submission for s in statuses.values() if s.state in (ItemState.IDLE, ItemState.HELD)} - {""}
+        )
         if not waiting:
             return statuses
         constraint = " || ".join(f"ClusterId == {int(c)}" for c in waiting)
@@ -155,7 +171,9 @@ class CondorBackend:
         reasons_by_cluster: dict[int, str] = {}
         for cluster, proc in sorted({jobs[0]: jobs for jobs in idle_jobs.values()}.values()):
             reasons_by_cluster[cluster] = _cached_analysis(self, schedd, cluster, proc)
-        return {item: reasons_by_cluster[job[0]] for item, job in idle_jobs.items() if reasons_by_cluster[job[0]]}
+        return {
+            item: reasons_by_cluster[job[0]] for item, job in idle_jobs.items() if reasons_by_cluster[job[0]]
+        }
 
     def slot_ads(self) -> list:
         """Every slot ad of the pool, as condor_status sees it."""
@@ -163,16 +181,22 @@ class CondorBackend:
         collector = htcondor2.Collector(self.pool) if self.pool else htcondor2.Collector()
         return list(collector.query(htcondor2.AdTypes.Startd))
 
-    def cancel(self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None) -> list[str]:
+    def cancel(
+        self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None
+    ) -> list[str]:
         htcondor2 = _bindings()
         statuses = self.poll(sweep, manifest)
-        wanted = [s for s in statuses.values() if not s.state.is_terminal and (items is None or s.item in items)]
+        wanted = [
+            s for s in statuses.values() if not s.state.is_terminal and (items is None or s.item in items)
+        ]
         if not wanted:
             return []
         jobs = _items_to_jobs(manifest)
         job_ids = [f"{jobs[s.item][0]}.{jobs[s.item][1]}" for s in wanted if s.item in jobs]
         schedd = self.schedd()
-        self._call("remove the jobs", lambda: schedd.act(htcondor2.JobAction.Remove, job_ids, reason="sweep cancel"))
+        self._call(
+            "remove the jobs", lambda: schedd.act(htcondor2.JobAction.Remove, job_ids, reason="sweep cancel")
+        )
         wait_until_terminal(self, sweep, manifest, [s.item for s in wanted], timeout=60.0, interval=0.5)
         return [s.item for s in wanted]
 
@@ -185,25 +209,45 @@ class CondorBackend:
         ads += self._call("read the history", lambda: schedd.history(constraint, projection))
         if not ads:
             return None
-        ads = sorted({(int(ad["ClusterId"]), int(ad["ProcId"])): ad for ad in ads}.values(), key=lambda ad: int(ad["ProcId"]))
-        return Submission(id=str(ads[0]["ClusterId"]), items=tuple(str(ad["SweepItem"]) for ad in ads),
-                          submitted_at=float(ads[0].get("QDate", time.time())), token=token)
+        ads = sorted(
+            {(int(ad["ClusterId"]), int(ad["ProcId"])): ad for ad in ads}.values(),
+            key=lambda ad: int(ad["ProcId"]),
+        )
+        return Submission(
+            id=str(ads[0]["ClusterId"]),
+            items=tuple(str(ad["SweepItem"]) for ad in ads),
+            submitted_at=float(ads[0].get("QDate", time.time())),
+            token=token,
+        )
 
 
 HELD_IN_QUEUE = 5  # JobStatus
-QUEUE_PROJECTION = ["SweepItem", "ClusterId", "ProcId", "JobStatus", "HoldReason", "HoldReasonCode",
-                    "HoldReasonSubCode", "MachineAttrMachine0", "MachineAttrMicroarch0"]
+QUEUE_PROJECTION = [
+    "SweepItem",
+    "ClusterId",
+    "ProcId",
+    "JobStatus",
+    "HoldReason",
+    "HoldReasonCode",
+    "HoldReasonSubCode",
+    "MachineAttrMachine0",
+    "MachineAttrMicroarch0",
+]
 ANALYSIS_TTL = 30.0  # seconds: a watch polls every second; the pool's slots change far more slowly
 _analyses: dict[tuple[str, int], tuple[float, str]] = {}
 
 
 def _held_from_queue(status: ItemStatus, ad: Mapping) -> ItemStatus:
     """A held job as the queue shows it: the log's own hold event, or the queue's if the log has none yet."""
-    machine = {"host": str(ad.get("MachineAttrMachine0", status.host)),
-               "microarch": str(ad.get("MachineAttrMicroarch0", status.microarch))}
+    machine = {
+        "host": str(ad.get("MachineAttrMachine0", status.host)),
+        "microarch": str(ad.get("MachineAttrMicroarch0", status.microarch)),
+    }
     if status.state is ItemState.HELD:  # a held job wrote no metrics: the queue knows where it was held
         return status if status.microarch else status.with_changes(**machine)
-    reason = explain_hold(_int(ad.get("HoldReasonCode")), _int(ad.get("HoldReasonSubCode")), str(ad.get("HoldReason", "")))
+    reason = explain_hold(
+        _int(ad.get("HoldReasonCode")), _int(ad.get("HoldReasonSubCode")), str(ad.get("HoldReason", ""))
+    )
     return status.with_changes(state=ItemState.HELD, reason=reason, **machine)
 
 
@@ -281,14 +325,19 @@ def apply_event(status: ItemStatus, event, output_dir: Path) -> ItemStatus:
             reason="" if done else explain_exit(code, sig, output_dir),
         )  # fmt: skip
     if kind == types.JOB_HELD:
-        reason = explain_hold(_int(event.get("HoldReasonCode")), _int(event.get("HoldReasonSubCode")),
-                              str(event.get("HoldReason", "")))
+        reason = explain_hold(
+            _int(event.get("HoldReasonCode")),
+            _int(event.get("HoldReasonSubCode")),
+            str(event.get("HoldReason", "")),
+        )
         return status.with_changes(state=ItemState.HELD, reason=reason, ended_at=t)
     if kind == types.JOB_RELEASED:
         return status.with_changes(state=ItemState.IDLE, reason="released")
     if kind == types.JOB_ABORTED:
         why = str(event.get("Reason", "") or "removed from the queue")
-        return status.with_changes(state=ItemState.CANCELLED, reason=f"removed: {why}", ended_at=status.ended_at or t)
+        return status.with_changes(
+            state=ItemState.CANCELLED, reason=f"removed: {why}", ended_at=status.ended_at or t
+        )
     if kind in (types.JOB_EVICTED, types.SHADOW_EXCEPTION, types.JOB_RECONNECT_FAILED):
         if status.state.is_terminal or status.state is ItemState.HELD:
             return status

@@ -79,34 +79,45 @@ def local_slots(request_cpus: int) -> int:
         try:
             return max(1, int(override))
         except ValueError:
-            raise BackendError(f"{SLOTS_VARIABLE}={override!r} is not a whole number; accepted: a number >= 1") from None
+            raise BackendError(
+                f"{SLOTS_VARIABLE}={override!r} is not a whole number; accepted: a number >= 1"
+            ) from None
     return max(1, (os.cpu_count() or 1) // max(1, request_cpus))
 
 
 class LocalBackend:
     name = "local"
 
-    def submit(self, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str) -> Submission:
+    def submit(
+        self, sweep: SweepDir, manifest: SweepManifest, rendered: RenderedSubmission, token: str
+    ) -> Submission:
         runs_dir = sweep.path / names.LOCAL_RUNS_DIR
         runs_dir.mkdir(exist_ok=True)
         run_id = f"local-{len(list(runs_dir.glob(names.LOCAL_RUN_GLOB))) + 1}"
         items = tuple(row["item"] for row in rendered.rows)
         run_file = runs_dir / names.LOCAL_RUN_FILE.format(run_id=run_id)
-        atomic_write_json(run_file, {
-            "id": run_id,
-            "token": token,
-            "slots": local_slots(manifest.spec.resources.cpus),
-            "max_retries": manifest.max_retries,
-            "wrapper": str(sweep.path / names.JOB_WRAPPER),
-            "common_inputs": list(rendered.common_inputs),
-            "environment": manifest.environment,
-            "request_cpus": manifest.spec.resources.cpus,
-            "env_cache": str(Path(rendered.common_inputs[0]).parent / names.UNPACKED_ENV_CACHE),
-            "items": [
-                {"item": row["item"], "args": item_arguments(manifest.spec, row), "inputs": row["inputs"].split(",")}
-                for row in rendered.rows
-            ],
-        })
+        atomic_write_json(
+            run_file,
+            {
+                "id": run_id,
+                "token": token,
+                "slots": local_slots(manifest.spec.resources.cpus),
+                "max_retries": manifest.max_retries,
+                "wrapper": str(sweep.path / names.JOB_WRAPPER),
+                "common_inputs": list(rendered.common_inputs),
+                "environment": manifest.environment,
+                "request_cpus": manifest.spec.resources.cpus,
+                "env_cache": str(Path(rendered.common_inputs[0]).parent / names.UNPACKED_ENV_CACHE),
+                "items": [
+                    {
+                        "item": row["item"],
+                        "args": item_arguments(manifest.spec, row),
+                        "inputs": row["inputs"].split(","),
+                    }
+                    for row in rendered.rows
+                ],
+            },
+        )
         events = EventLog(sweep.path / names.LOCAL_EVENTS)
         now = time.time()
         for item in items:
@@ -133,29 +144,36 @@ class LocalBackend:
                 break
             time.sleep(0.05)
         process.kill()
-        raise BackendError(
-            f"the local runner for sweep {sweep.name!r} did not start; see {log_path}"
-        )
+        raise BackendError(f"the local runner for sweep {sweep.name!r} did not start; see {log_path}")
 
     def poll(self, sweep: SweepDir, manifest: SweepManifest) -> dict[str, ItemStatus]:
         latest = latest_submission_of_items(manifest)
         events = EventLog(sweep.path / names.LOCAL_EVENTS).read()
-        statuses = {item: ItemStatus(item=item, submission=latest[item].id if item in latest else "")
-                    for item in manifest.item_names}
+        statuses = {
+            item: ItemStatus(item=item, submission=latest[item].id if item in latest else "")
+            for item in manifest.item_names
+        }
         runners: dict[str, dict] = {}
         for event in events:
             run, item = event.get("run"), event.get("item")
             if item is None:
-                runners.setdefault(run, {}).update(event)
+                if run is not None:
+                    runners.setdefault(str(run), {}).update(event)
                 continue
             if item not in statuses or item not in latest or latest[item].id != run:
                 continue
             statuses[item] = apply_event(statuses[item], event)
-        return {item: mark_orphans(status, runners.get(status.submission)) for item, status in statuses.items()}
+        return {
+            item: mark_orphans(status, runners.get(status.submission)) for item, status in statuses.items()
+        }
 
-    def cancel(self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None) -> list[str]:
+    def cancel(
+        self, sweep: SweepDir, manifest: SweepManifest, items: Collection[str] | None = None
+    ) -> list[str]:
         statuses = self.poll(sweep, manifest)
-        wanted = [s for s in statuses.values() if not s.state.is_terminal and (items is None or s.item in items)]
+        wanted = [
+            s for s in statuses.values() if not s.state.is_terminal and (items is None or s.item in items)
+        ]
         if not wanted:
             return []
         events = EventLog(sweep.path / names.LOCAL_EVENTS)
@@ -163,15 +181,26 @@ class LocalBackend:
         signalled = set()
         for status in wanted:
             runner = runners.get(status.submission)
-            if runner and runner_alive(runner["pid"], runner.get("start_ticks")) and status.state is not ItemState.HELD:
+            if (
+                runner
+                and runner_alive(runner["pid"], runner.get("start_ticks"))
+                and status.state is not ItemState.HELD
+            ):
                 signalled.add(status.submission)
                 stop_file = sweep.path / names.LOCAL_RUNS_DIR / f"cancel-{status.submission}"
                 with open(stop_file, "a") as handle:
                     handle.write(status.item + "\n")
             else:  # nothing runs it any more: record the cancellation ourselves
-                events.write(run=status.submission, item=status.item, event="cancelled", reason="cancelled by `sweep cancel`")
+                events.write(
+                    run=status.submission,
+                    item=status.item,
+                    event="cancelled",
+                    reason="cancelled by `sweep cancel`",
+                )
         for run in signalled:
-            os.kill(runners[run]["pid"], signal.SIGUSR1)  # the runner reads its cancel file and stops those items
+            os.kill(
+                runners[run]["pid"], signal.SIGUSR1
+            )  # the runner reads its cancel file and stops those items
         wait_until_terminal(self, sweep, manifest, [s.item for s in wanted])
         return [s.item for s in wanted]
 
@@ -180,11 +209,18 @@ class LocalBackend:
         for run_file in sorted(runs_dir.glob(names.LOCAL_RUN_GLOB)):
             run = json.loads(run_file.read_text())
             if run.get("token") == token:
-                submitted = [e for e in EventLog(sweep.path / names.LOCAL_EVENTS).read()
-                             if e.get("run") == run["id"] and e.get("event") == "submitted"]
+                submitted = [
+                    e
+                    for e in EventLog(sweep.path / names.LOCAL_EVENTS).read()
+                    if e.get("run") == run["id"] and e.get("event") == "submitted"
+                ]
                 if submitted:
-                    return Submission(id=run["id"], items=tuple(i["item"] for i in run["items"]),
-                                      submitted_at=min(e["t"] for e in submitted), token=token)
+                    return Submission(
+                        id=run["id"],
+                        items=tuple(i["item"] for i in run["items"]),
+                        submitted_at=min(e["t"] for e in submitted),
+                        token=token,
+                    )
         return None
 
 
@@ -200,8 +236,12 @@ def apply_event(status: ItemStatus, event: dict) -> ItemStatus:
             transfer_seconds=event.get("transfer_seconds"), exit_code=None, exit_signal=None,
         )  # fmt: skip
     if kind == "retrying":
-        return status.with_changes(state=ItemState.IDLE, reason=event.get("reason", ""),
-                                   exit_code=event.get("exit_code"), exit_signal=event.get("exit_signal"))
+        return status.with_changes(
+            state=ItemState.IDLE,
+            reason=event.get("reason", ""),
+            exit_code=event.get("exit_code"),
+            exit_signal=event.get("exit_signal"),
+        )
     if kind == "terminated":
         code, sig = event.get("exit_code"), event.get("exit_signal")
         done = code == 0 and sig is None
@@ -210,12 +250,19 @@ def apply_event(status: ItemStatus, event: dict) -> ItemStatus:
             ended_at=event["t"], reason="" if done else event.get("reason", ""),
         )  # fmt: skip
     if kind == "held":
-        return status.with_changes(state=ItemState.HELD, exit_code=event.get("exit_code"),
-                                   exit_signal=event.get("exit_signal"), ended_at=event["t"],
-                                   reason=event.get("reason", CPU_LACKS_AVX2))
+        return status.with_changes(
+            state=ItemState.HELD,
+            exit_code=event.get("exit_code"),
+            exit_signal=event.get("exit_signal"),
+            ended_at=event["t"],
+            reason=event.get("reason", CPU_LACKS_AVX2),
+        )
     if kind == "cancelled":
-        return status.with_changes(state=ItemState.CANCELLED, ended_at=status.ended_at or event["t"],
-                                   reason=event.get("reason", "cancelled"))
+        return status.with_changes(
+            state=ItemState.CANCELLED,
+            ended_at=status.ended_at or event["t"],
+            reason=event.get("reason", "cancelled"),
+        )
     return status
 
 

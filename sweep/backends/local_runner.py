@@ -39,7 +39,9 @@ class Runner:
     def __init__(self, sweep: SweepDir, run_id: str) -> None:
         self.sweep = sweep
         self.run_id = run_id
-        self.run = json.loads((sweep.path / names.LOCAL_RUNS_DIR / names.LOCAL_RUN_FILE.format(run_id=run_id)).read_text())
+        self.run = json.loads(
+            (sweep.path / names.LOCAL_RUNS_DIR / names.LOCAL_RUN_FILE.format(run_id=run_id)).read_text()
+        )
         self.events = EventLog(sweep.path / names.LOCAL_EVENTS)
         self.cancel_file = sweep.path / names.LOCAL_RUNS_DIR / f"cancel-{run_id}"
         self.stopping = threading.Event()  # the whole run is cancelled or the runner told to stop
@@ -54,8 +56,13 @@ class Runner:
         signal.signal(signal.SIGTERM, lambda *_: self.stop_all())
         signal.signal(signal.SIGINT, lambda *_: self.stop_all())
         signal.signal(signal.SIGUSR1, lambda *_: self.cancel_requested())
-        self.events.write(run=self.run_id, event="runner_started", pid=os.getpid(),
-                          start_ticks=process_start_ticks(os.getpid()), slots=self.run["slots"])
+        self.events.write(
+            run=self.run_id,
+            event="runner_started",
+            pid=os.getpid(),
+            start_ticks=process_start_ticks(os.getpid()),
+            slots=self.run["slots"],
+        )
         try:
             with ThreadPoolExecutor(max_workers=self.run["slots"], thread_name_prefix="slot") as pool:
                 for spec in self.run["items"]:
@@ -106,11 +113,19 @@ class Runner:
                     return
                 reason = explain_exit(exit_code, exit_signal, self.sweep.item_output(item))
                 if attempt <= self.run["max_retries"]:
-                    self.log(item, "retrying", reason=f"attempt {attempt} failed ({reason}); retrying", **outcome)
+                    self.log(
+                        item, "retrying", reason=f"attempt {attempt} failed ({reason}); retrying", **outcome
+                    )
                 else:
                     self.log(item, "terminated", reason=reason, **outcome)
         except Exception as error:  # a runner bug must not leave the item "running" forever
-            self.log(item, "terminated", exit_code=None, exit_signal=None, reason=f"the local runner failed: {error!r}")
+            self.log(
+                item,
+                "terminated",
+                exit_code=None,
+                exit_signal=None,
+                reason=f"the local runner failed: {error!r}",
+            )
 
     def run_attempt(self, spec: dict, attempt: int) -> tuple[int | None, int | None]:
         item = spec["item"]
@@ -123,7 +138,10 @@ class Runner:
         for source in [*self.run["common_inputs"], *spec["inputs"]]:
             os.symlink(source, sandbox / Path(source).name)  # Condor transfers flat; so do we
         transfer_seconds = time.monotonic() - started
-        with open(item_dir / names.JOB_STDOUT, "wb") as stdout, open(item_dir / names.JOB_STDERR, "wb") as stderr:
+        with (
+            open(item_dir / names.JOB_STDOUT, "wb") as stdout,
+            open(item_dir / names.JOB_STDERR, "wb") as stderr,
+        ):
             process = subprocess.Popen(
                 [self.run["wrapper"], *spec["args"]],
                 cwd=sandbox, env=self.job_environment(sandbox), stdin=subprocess.DEVNULL,
@@ -131,8 +149,15 @@ class Runner:
             )  # fmt: skip
             with self.lock:
                 self.children[item] = process
-            self.log(item, "executing", attempt=attempt, pid=process.pid, host=self.host,
-                     microarch=self.microarch, transfer_seconds=round(transfer_seconds, 4))
+            self.log(
+                item,
+                "executing",
+                attempt=attempt,
+                pid=process.pid,
+                host=self.host,
+                microarch=self.microarch,
+                transfer_seconds=round(transfer_seconds, 4),
+            )
             returncode = process.wait()
             with self.lock:
                 self.children.pop(item, None)

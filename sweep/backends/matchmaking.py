@@ -120,11 +120,17 @@ class MatchAnalysis:
             if failing:
                 named = "; ".join(count.describe(self.slots) for count in failing)
                 return f"no slot matches its requirements: {named}"
-            partial = ", ".join(f"`{c.clause}` on {c.slots_true}" for c in self.clauses if c.slots_true < self.slots)
-            return (f"no slot matches its requirements: each clause holds on some of {self.slots} slots, "
-                    f"never all at once ({partial})")
-        return (f"{self.match_job} of {self.slots} slots meet its requirements but refuse the job "
-                "by their own START policy")
+            partial = ", ".join(
+                f"`{c.clause}` on {c.slots_true}" for c in self.clauses if c.slots_true < self.slots
+            )
+            return (
+                f"no slot matches its requirements: each clause holds on some of {self.slots} slots, "
+                f"never all at once ({partial})"
+            )
+        return (
+            f"{self.match_job} of {self.slots} slots meet its requirements but refuse the job "
+            "by their own START policy"
+        )
 
 
 def analyze_job(job: Any, slots: Sequence[Any]) -> MatchAnalysis:
@@ -140,8 +146,13 @@ def analyze_job(job: Any, slots: Sequence[Any]) -> MatchAnalysis:
     matching = [slot for slot in slots if _is_true(requirements, job, slot)]
     both = [slot for slot in matching if _slot_accepts(slot, job)]
     unclaimed = [slot for slot in both if str(slot.get("State", "")) == "Unclaimed"]
-    return MatchAnalysis(slots=len(slots), clauses=tuple(counts), match_job=len(matching),
-                         match_both=len(both), match_unclaimed=len(unclaimed))
+    return MatchAnalysis(
+        slots=len(slots),
+        clauses=tuple(counts),
+        match_job=len(matching),
+        match_both=len(both),
+        match_unclaimed=len(unclaimed),
+    )
 
 
 def _job_values(job: Any, expression: Any) -> str:

@@ -50,14 +50,18 @@ class ShardAssignment:
 
 def assign_shards(source: SourceDataset) -> ShardAssignment:
     by_split = _split_images(source)
-    records_per_shard = min(MAX_RECORDS_PER_SHARD, max(1, math.ceil(len(by_split["train"]) / MIN_TRAIN_SHARDS)))
+    records_per_shard = min(
+        MAX_RECORDS_PER_SHARD, max(1, math.ceil(len(by_split["train"]) / MIN_TRAIN_SHARDS))
+    )
     groups = {
         "train": _patient_groups(by_split["train"], records_per_shard),
         "validation": _pieces(by_split["validation"], records_per_shard),
         "test": _pieces(by_split["test"], records_per_shard),
     }
     tasks = tuple(
-        ShardTask(file=f"{split}-{index:05d}-of-{len(shards):05d}{names.SHARD_SUFFIX}", split=split, images=group)
+        ShardTask(
+            file=f"{split}-{index:05d}-of-{len(shards):05d}{names.SHARD_SUFFIX}", split=split, images=group
+        )
         for split, shards in groups.items()
         for index, group in enumerate(shards)
     )
@@ -79,11 +83,11 @@ def _split_images(source: SourceDataset) -> dict[str, list[SourceImage]]:
         "validation": [image for image in train_val if image.patient_id in validation],
         "test": [image for image in source.images if image.test],
     }
-    empty = [name for name, members in by_split.items() if not members]
+    empty = [split for split, members in by_split.items() if not members]
     if empty:
-        counts = ", ".join(f"{name} {len(members)}" for name, members in by_split.items())
+        sizes = ", ".join(f"{split} {len(members)}" for split, members in by_split.items())
         raise DataError(
-            f"{source.folder} is too small to split by patient ({counts} images); expected enough patients "
+            f"{source.folder} is too small to split by patient ({sizes} images); expected enough patients "
             f"for train, validation ({VALIDATION_SHARE:.0%} of {names.CXR_TRAIN_VAL_LIST}) and test"
         )
     return by_split
@@ -115,4 +119,4 @@ def _patient_groups(images: Sequence[SourceImage], records_per_shard: int) -> li
 def _pieces(images: Sequence[SourceImage], records_per_shard: int) -> list[tuple[SourceImage, ...]]:
     ordered = sorted(images, key=lambda i: i.name)
     count = math.ceil(len(ordered) / records_per_shard)
-    return [tuple(ordered[i * len(ordered) // count:(i + 1) * len(ordered) // count]) for i in range(count)]
+    return [tuple(ordered[i * len(ordered) // count : (i + 1) * len(ordered) // count]) for i in range(count)]

@@ -47,7 +47,9 @@ LABEL_IMAGE_COUNTS: dict[str, int] = {
 }
 ORIGINAL_IMAGES = 112_120
 LABELS: tuple[str, ...] = tuple(LABEL_IMAGE_COUNTS)
-LABEL_PREVALENCE: dict[str, float] = {name: count / ORIGINAL_IMAGES for name, count in LABEL_IMAGE_COUNTS.items()}
+LABEL_PREVALENCE: dict[str, float] = {
+    name: count / ORIGINAL_IMAGES for name, count in LABEL_IMAGE_COUNTS.items()
+}
 
 # The official test list holds 25,596 of the 112,120 images.
 OFFICIAL_TEST_SHARE = 25_596 / ORIGINAL_IMAGES

@@ -40,7 +40,12 @@ class ShardInfo:
     patients: tuple[tuple[int, int], ...] = ()  # (patient id, images) in record order; train shards only
 
     def to_dict(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"file": self.file, "records": self.records, "bytes": self.bytes, "sha256": self.sha256}
+        data: dict[str, Any] = {
+            "file": self.file,
+            "records": self.records,
+            "bytes": self.bytes,
+            "sha256": self.sha256,
+        }
         if self.patients:
             data["patients"] = [list(pair) for pair in self.patients]
         return data
@@ -90,7 +95,9 @@ class DataManifest:
         if split not in self.splits:
             raise DataError(f"split {split!r} is unknown; accepted: {', '.join(SPLITS)}")
         info = self.splits[split]
-        return {label: info.label_counts[label] / info.images if info.images else 0.0 for label in self.labels}
+        return {
+            label: info.label_counts[label] / info.images if info.images else 0.0 for label in self.labels
+        }
 
     def sweep_record(self) -> dict[str, object]:
         """What a sweep's manifest and its report keep of the dataset (so they need not open the shards)."""
@@ -147,7 +154,9 @@ def load_data_manifest(folder: Path, verify: bool = False) -> DataManifest:
     """Read and check FOLDER/manifest.json; with verify, also hash every shard file against it."""
     path = folder / names.DATA_MANIFEST
     if not path.is_file():
-        raise DataError(f"{folder} has no {names.DATA_MANIFEST}; make a shard folder with `sweep data shard SRC OUT`")
+        raise DataError(
+            f"{folder} has no {names.DATA_MANIFEST}; make a shard folder with `sweep data shard SRC OUT`"
+        )
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -162,7 +171,9 @@ def manifest_from_dict(data: Any, folder: Path, where: str) -> DataManifest:
     reader = _Reader(where)
     schema = reader.get(data, "schema", str)
     if schema != names.DATA_MANIFEST_SCHEMA:
-        raise DataError(f"{where}: schema {schema!r} is not understood; expected {names.DATA_MANIFEST_SCHEMA!r}")
+        raise DataError(
+            f"{where}: schema {schema!r} is not understood; expected {names.DATA_MANIFEST_SCHEMA!r}"
+        )
     labels = tuple(reader.get(data, "labels", list))
     splits_data = reader.get(data, "splits", dict)
     manifest = DataManifest(
@@ -170,8 +181,10 @@ def manifest_from_dict(data: Any, folder: Path, where: str) -> DataManifest:
         content_hash=reader.get(data, "content_hash", str),
         image_size=reader.get(data, "image_size", int),
         labels=labels,
-        splits={name: _split_from_dict(reader, reader.get(splits_data, name, dict), labels, f"splits.{name}")
-                for name in SPLITS},
+        splits={
+            name: _split_from_dict(reader, reader.get(splits_data, name, dict), labels, f"splits.{name}")
+            for name in SPLITS
+        },
         image_encoding=reader.get(data, "image_encoding", str),
         split_rule=dict(data.get("split_rule", {})),
         source=dict(data.get("source", {})),
@@ -205,8 +218,10 @@ def _split_from_dict(reader: _Reader, data: dict, labels: tuple[str, ...], path:
         images=reader.get(data, "images", int, path),
         patients=reader.get(data, "patients", int, path),
         label_counts={label: int(counts[label]) for label in labels},
-        shards=tuple(_shard_from_dict(reader, shard, f"{path}.shards[{i}]")
-                     for i, shard in enumerate(reader.get(data, "shards", list, path))),
+        shards=tuple(
+            _shard_from_dict(reader, shard, f"{path}.shards[{i}]")
+            for i, shard in enumerate(reader.get(data, "shards", list, path))
+        ),
     )
 
 
@@ -224,11 +239,15 @@ def _check_consistency(manifest: DataManifest, where: str) -> None:
     for name, split in manifest.splits.items():
         records = sum(shard.records for shard in split.shards)
         if records != split.images:
-            raise DataError(f"{where}: splits.{name} says {split.images} images but its shards hold {records}")
+            raise DataError(
+                f"{where}: splits.{name} says {split.images} images but its shards hold {records}"
+            )
     for shard in manifest.splits["train"].shards:
         listed = sum(count for _, count in shard.patients)
         if listed != shard.records:
-            raise DataError(f"{where}: train shard {shard.file} lists patients with {listed} images, not {shard.records}")
+            raise DataError(
+                f"{where}: train shard {shard.file} lists patients with {listed} images, not {shard.records}"
+            )
     if any("/" in shard.file or shard.file.startswith(".") for shard in manifest.shards()):
         raise DataError(f"{where}: shard names must be plain file names in the folder")
     if content_hash(manifest.shards()) != manifest.content_hash:
@@ -247,7 +266,11 @@ def verify_shards(manifest: DataManifest, *, contents: bool = True) -> None:
         if not path.is_file():
             problems.add(f"{shard.file} is missing", expected)
         elif path.stat().st_size != shard.bytes:
-            problems.add(f"{shard.file} has {path.stat().st_size} bytes, the manifest says {shard.bytes}", expected)
+            problems.add(
+                f"{shard.file} has {path.stat().st_size} bytes, the manifest says {shard.bytes}", expected
+            )
         elif contents and sha256_file(path) != shard.sha256:
             problems.add(f"{shard.file} has changed (its sha256 differs from the manifest)", expected)
-    problems.raise_if_any(f"{manifest.folder}: shard files do not match {names.DATA_MANIFEST} ({manifest.content_hash})")
+    problems.raise_if_any(
+        f"{manifest.folder}: shard files do not match {names.DATA_MANIFEST} ({manifest.content_hash})"
+    )

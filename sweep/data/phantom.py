@@ -134,7 +134,9 @@ def _patch(scene: Scene, v_low: float, v_high: float, spread: float, cells: int,
     """A bright patch in one lung: `solid` 1 is homogeneous, 0 is mottled texture only."""
     side = scene.side()
     cu, cv = scene.point_in_lung(side, v_low, v_high)
-    envelope = scene.canvas.blob(cu, cv, spread, spread * scene.rng.uniform(0.7, 1.4), scene.rng.uniform(0, np.pi))
+    envelope = scene.canvas.blob(
+        cu, cv, spread, spread * scene.rng.uniform(0.7, 1.4), scene.rng.uniform(0, np.pi)
+    )
     mottle = np.clip(0.5 + 0.5 * scene.canvas.texture(scene.rng, cells), 0, 1.5)
     return envelope * (solid + (1 - solid) * mottle) * scene.lung_mask(side)
 
@@ -195,8 +197,10 @@ def _pleural_thickening(scene: Scene) -> Field:
 def _edema(scene: Scene) -> Field:
     """Haze around both hila (the 'butterfly'), with fine horizontal lines at the bases."""
     a, canvas = scene.anatomy, scene.canvas
-    haze = sum(canvas.blob(0.5 + side * a.lung_dx * 0.7, a.lung_cy + 0.03, 0.09, 0.12) * scene.lung_mask(side)
-               for side in (-1, 1))
+    haze = sum(
+        canvas.blob(0.5 + side * a.lung_dx * 0.7, a.lung_cy + 0.03, 0.09, 0.12) * scene.lung_mask(side)
+        for side in (-1, 1)
+    )
     lines = 0.5 + 0.5 * np.sin(2 * np.pi * canvas.v * 40 + scene.rng.uniform(0, 2 * np.pi))
     base = np.clip((canvas.v - a.lung_cy) / a.lung_ry, 0, 1)
     lungs = scene.lung_mask(-1) + scene.lung_mask(1)
@@ -222,13 +226,20 @@ def _hernia(scene: Scene) -> Field:
 
 def _enlarge_heart(anatomy: Anatomy, rng: np.random.Generator) -> Anatomy:
     grow = 1.2 + 0.3 * rng.uniform(0.3, 1.0)
-    return replace(anatomy, heart_rx=anatomy.heart_rx * grow, heart_ry=anatomy.heart_ry * (1 + (grow - 1) / 3))
+    return replace(
+        anatomy, heart_rx=anatomy.heart_rx * grow, heart_ry=anatomy.heart_ry * (1 + (grow - 1) / 3)
+    )
 
 
 def _overinflate(anatomy: Anatomy, rng: np.random.Generator) -> Anatomy:
     grow = 1.05 + 0.08 * rng.uniform(0.3, 1.0)
-    return replace(anatomy, lung_rx=anatomy.lung_rx * grow, lung_ry=anatomy.lung_ry * grow,
-                   lung=anatomy.lung - 0.07 * (grow - 1) / 0.08, rib_frequency=anatomy.rib_frequency * 0.85)
+    return replace(
+        anatomy,
+        lung_rx=anatomy.lung_rx * grow,
+        lung_ry=anatomy.lung_ry * grow,
+        lung=anatomy.lung - 0.07 * (grow - 1) / 0.08,
+        rib_frequency=anatomy.rib_frequency * 0.85,
+    )
 
 
 # Findings that change the anatomy itself rather than adding a trace on top.
@@ -257,7 +268,9 @@ def _chest(scene: Scene) -> Field:
     a, canvas = scene.anatomy, scene.canvas
     body = canvas.ellipse(0.5, 0.58, a.body_rx, 0.52, edge=0.03)
     lungs = scene.lung_mask(-1) + scene.lung_mask(1)
-    ribs = 0.5 + 0.5 * np.sin(2 * np.pi * (canvas.v * a.rib_frequency + 1.5 * (canvas.u - 0.5) ** 2) + a.rib_phase)
+    ribs = 0.5 + 0.5 * np.sin(
+        2 * np.pi * (canvas.v * a.rib_frequency + 1.5 * (canvas.u - 0.5) ** 2) + a.rib_phase
+    )
     heart = canvas.ellipse(a.heart_cx, a.lung_cy + a.lung_ry * 0.55, a.heart_rx, a.heart_ry, edge=0.02)
     spine = canvas.blob(0.5, 0.5, 0.025, 1.0)
     picture = 0.08 + body * (a.tissue - 0.08)

@@ -114,12 +114,16 @@ def _write_shard(work: ShardWork) -> ShardWritten:
             except (OSError, ValueError, Image.DecompressionBombError) as error:
                 unreadable.append(f"{names.CXR_IMAGES_DIR}/{image.name} cannot be read as an image ({error})")
                 continue
-            record = frame_record(encode_example({
-                "image": encode_png(pixels),
-                "labels": image.labels,
-                "patient_id": image.patient_id,
-                "image_index": image.name.encode(),
-            }))
+            record = frame_record(
+                encode_example(
+                    {
+                        "image": encode_png(pixels),
+                        "labels": image.labels,
+                        "patient_id": image.patient_id,
+                        "image_index": image.name.encode(),
+                    }
+                )
+            )
             handle.write(record)
             digest.update(record)
             written += len(record)
@@ -154,18 +158,24 @@ def _refuse_unreadable(src: Path, written: dict[str, ShardWritten]) -> None:
 
 
 def _manifest(
-    folder: Path, source: SourceDataset, assignment: ShardAssignment, written: dict[str, ShardWritten], size: int
+    folder: Path,
+    source: SourceDataset,
+    assignment: ShardAssignment,
+    written: dict[str, ShardWritten],
+    size: int,
 ) -> DataManifest:
     shards: dict[str, list[ShardInfo]] = {name: [] for name in SPLITS}
     for task in assignment.tasks:
         result = written[task.file]
-        shards[task.split].append(ShardInfo(
-            file=task.file,
-            records=len(task.images),
-            bytes=result.bytes,
-            sha256=result.sha256,
-            patients=_patient_runs(task) if task.split == "train" else (),
-        ))
+        shards[task.split].append(
+            ShardInfo(
+                file=task.file,
+                records=len(task.images),
+                bytes=result.bytes,
+                sha256=result.sha256,
+                patients=_patient_runs(task) if task.split == "train" else (),
+            )
+        )
     splits = {name: _split_info(assignment, name, tuple(shards[name])) for name in SPLITS}
     return DataManifest(
         folder=folder,
@@ -197,6 +207,8 @@ def _split_info(assignment: ShardAssignment, split: str, shards: tuple[ShardInfo
     return SplitInfo(
         images=len(images),
         patients=len({image.patient_id for image in images}),
-        label_counts={label: sum(image.labels[i] for image in images) for i, label in enumerate(layout.LABELS)},
+        label_counts={
+            label: sum(image.labels[i] for image in images) for i, label in enumerate(layout.LABELS)
+        },
         shards=shards,
     )

@@ -64,7 +64,12 @@ def _draw_carriers(
 
 
 def _fill_to_share(
-    patients: list[int], images: Mapping[int, int], held: set[int], kept: set[int], share: float, rng: random.Random
+    patients: list[int],
+    images: Mapping[int, int],
+    held: set[int],
+    kept: set[int],
+    share: float,
+    rng: random.Random,
 ) -> None:
     target = share * sum(images.values())
     have = sum(images[p] for p in held)

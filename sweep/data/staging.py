@@ -21,7 +21,9 @@ def refuse_existing_output(out: Path) -> None:
     if out.is_symlink() or (out.exists() and not out.is_dir()):
         raise DataError(f"output {out} exists and is not a folder; choose a new path")
     if out.is_dir() and any(out.iterdir()):
-        raise DataError(f"output folder {out} is not empty; refusing to overwrite it (choose a new path or remove it)")
+        raise DataError(
+            f"output folder {out} is not empty; refusing to overwrite it (choose a new path or remove it)"
+        )
 
 
 @contextmanager
@@ -34,7 +36,9 @@ def staged_folder(out: Path) -> Iterator[Path]:
     try:
         staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=parent))
     except OSError as error:
-        raise DataError(f"cannot write {out}: {error.strerror}; accepted: a new folder in a folder you can write to") from None
+        raise DataError(
+            f"cannot write {out}: {error.strerror}; accepted: a new folder in a folder you can write to"
+        ) from None
     try:
         yield staging
         os.chmod(staging, 0o755)  # mkdtemp makes it 0700; the result is an ordinary folder

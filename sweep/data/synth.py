@@ -114,13 +114,15 @@ def _draw_patients(images: int, rng: np.random.Generator) -> list[Patient]:
     for index, count in enumerate(_images_per_patient(images, rng)):
         carried = [name for name, q in carrier_probability.items() if rng.random() < q]
         findings = tuple(tuple(name for name in carried if rng.random() < PERSISTENCE) for _ in range(count))
-        patients.append(Patient(
-            patient_id=index + 1,
-            findings=findings,
-            age=int(rng.integers(1, 95)),
-            gender=str(rng.choice(["M", "F"])),
-            view=str(rng.choice(["PA", "AP"], p=[0.6, 0.4])),
-        ))
+        patients.append(
+            Patient(
+                patient_id=index + 1,
+                findings=findings,
+                age=int(rng.integers(1, 95)),
+                gender=str(rng.choice(["M", "F"])),
+                view=str(rng.choice(["PA", "AP"], p=[0.6, 0.4])),
+            )
+        )
     return patients
 
 
@@ -170,8 +172,12 @@ def _write_lists(folder: Path, patients: list[Patient], test_patients: frozenset
         sides[p.patient_id in test_patients].extend(
             layout.image_name(p.patient_id, follow_up) for follow_up in range(len(p.findings))
         )
-    (folder / names.CXR_TEST_LIST).write_text("".join(f"{n}\n" for n in sorted(sides[True])), encoding="utf-8")
-    (folder / names.CXR_TRAIN_VAL_LIST).write_text("".join(f"{n}\n" for n in sorted(sides[False])), encoding="utf-8")
+    (folder / names.CXR_TEST_LIST).write_text(
+        "".join(f"{n}\n" for n in sorted(sides[True])), encoding="utf-8"
+    )
+    (folder / names.CXR_TRAIN_VAL_LIST).write_text(
+        "".join(f"{n}\n" for n in sorted(sides[False])), encoding="utf-8"
+    )
 
 
 def _label_counts(patients: list[Patient]) -> dict[str, int]:

@@ -53,6 +53,7 @@ def frame_record(data: bytes) -> bytes:
 
 # ---- protobuf wire format, just what tf.train.Example needs
 
+
 def _varint(value: int) -> bytes:
     if value < 0:
         value += 1 << 64  # int64 fields encode negatives as ten-byte two's complement

@@ -21,8 +21,8 @@ from sweep.errors import DataError
 
 LAYOUT_PIECES = (names.CXR_CSV, names.CXR_IMAGES_DIR + "/", names.CXR_TRAIN_VAL_LIST, names.CXR_TEST_LIST)
 LAYOUT_HINT = "expected a folder in the NIH ChestX-ray14 layout: " + ", ".join(LAYOUT_PIECES)
-LABELS_HINT = (
-    f"'{layout.NO_FINDING}' or '{layout.LABEL_SEPARATOR}'-separated labels from: " + ", ".join(layout.LABELS)
+LABELS_HINT = f"'{layout.NO_FINDING}' or '{layout.LABEL_SEPARATOR}'-separated labels from: " + ", ".join(
+    layout.LABELS
 )
 
 
@@ -80,7 +80,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], str]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        raise DataError(f"{path} is not UTF-8 text ({error}); expected the CSV with header: {layout.CSV_HEADER_LINE}") from None
+        raise DataError(
+            f"{path} is not UTF-8 text ({error}); expected the CSV with header: {layout.CSV_HEADER_LINE}"
+        ) from None
     table = list(csv.reader(text.splitlines()))
     if not table:
         raise DataError(f"{path} is empty; expected the header line: {layout.CSV_HEADER_LINE}")
@@ -97,7 +99,9 @@ def _read_csv(path: Path) -> tuple[list[str], list[list[str]], str]:
     return header, rows, hashlib.sha256(data).hexdigest()
 
 
-def _parse_rows(src: Path, header: list[str], rows: list[list[str]]) -> dict[str, tuple[int, tuple[int, ...]]]:
+def _parse_rows(
+    src: Path, header: list[str], rows: list[list[str]]
+) -> dict[str, tuple[int, tuple[int, ...]]]:
     """Image name -> (patient id, multi-hot labels); every bad row is collected first."""
     where = {column: header.index(column) for column in layout.REQUIRED_COLUMNS}
     needed = max(where.values()) + 1
@@ -105,7 +109,9 @@ def _parse_rows(src: Path, header: list[str], rows: list[list[str]]) -> dict[str
     for line_number, row in enumerate(rows, start=2):
         at = f"{names.CXR_CSV} line {line_number}"
         if len(row) < needed:
-            problems.add(f"{at}: {len(row)} fields, too few for {header[needed - 1]!r}", "one field per header column")
+            problems.add(
+                f"{at}: {len(row)} fields, too few for {header[needed - 1]!r}", "one field per header column"
+            )
             continue
         name, findings, patient_text = (row[where[c]].strip() for c in layout.REQUIRED_COLUMNS)
         parsed = _parse_row(at, name, findings, patient_text, problems)
@@ -124,7 +130,9 @@ def _parse_row(
 ) -> tuple[int, tuple[int, ...]] | None:
     match = layout.IMAGE_NAME.match(name)
     if not match:
-        problems.add(f"{at}: image name {name!r} has the wrong form", f"image names like {layout.IMAGE_NAME_RULE}")
+        problems.add(
+            f"{at}: image name {name!r} has the wrong form", f"image names like {layout.IMAGE_NAME_RULE}"
+        )
         return None
     if not patient_text.isdigit() or int(patient_text) != int(match.group(1)):
         problems.add(
@@ -135,8 +143,11 @@ def _parse_row(
     labels = layout.parse_findings(findings)
     unknown = [label for label in labels if label not in layout.LABELS]
     if unknown:
-        problems.add(f"{at}: {name} has unknown label{'s' if len(unknown) > 1 else ''} "
-                     f"{', '.join(repr(u) for u in unknown)}", f"Finding Labels: {LABELS_HINT}")
+        problems.add(
+            f"{at}: {name} has unknown label{'s' if len(unknown) > 1 else ''} "
+            f"{', '.join(repr(u) for u in unknown)}",
+            f"Finding Labels: {LABELS_HINT}",
+        )
         return None
     return int(patient_text), tuple(int(label in labels) for label in layout.LABELS)
 
@@ -152,9 +163,13 @@ def _read_list(src: Path, file_name: str) -> set[str]:
     return set(names_listed)
 
 
-def _check_split(src: Path, entries: dict[str, tuple[int, tuple[int, ...]]], train_val: set[str], test: set[str]) -> None:
+def _check_split(
+    src: Path, entries: dict[str, tuple[int, tuple[int, ...]]], train_val: set[str], test: set[str]
+) -> None:
     problems = Problems()
-    expected = f"every image of {names.CXR_CSV} in exactly one of {names.CXR_TRAIN_VAL_LIST}, {names.CXR_TEST_LIST}"
+    expected = (
+        f"every image of {names.CXR_CSV} in exactly one of {names.CXR_TRAIN_VAL_LIST}, {names.CXR_TEST_LIST}"
+    )
     for name in sorted(train_val & test):
         problems.add(f"{name} is in both {names.CXR_TRAIN_VAL_LIST} and {names.CXR_TEST_LIST}", expected)
     for name in sorted((train_val | test) - entries.keys()):
@@ -182,5 +197,7 @@ def _check_images_exist(src: Path, entries: dict[str, tuple[int, tuple[int, ...]
     on_disk = {entry.name for entry in images_dir.iterdir() if entry.is_file()}
     problems = Problems()
     for name in sorted(entries.keys() - on_disk):
-        problems.add(f"{names.CXR_IMAGES_DIR}/{name} is missing", f"every image of {names.CXR_CSV} in {images_dir}")
+        problems.add(
+            f"{names.CXR_IMAGES_DIR}/{name} is missing", f"every image of {names.CXR_CSV} in {images_dir}"
+        )
     problems.raise_if_any(f"{src} lacks images listed in {names.CXR_CSV}")

@@ -52,17 +52,31 @@ def _positive(text: str) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="python -m sweep.job", description="Train and evaluate one sweep item.")
-    parser.add_argument("--data", type=Path, required=True, help="folder with manifest.json and the shard files")
-    parser.add_argument("--out", type=Path, required=True, help="folder for metrics.json, models, predictions")
-    parser.add_argument("--fraction", type=_fraction, required=True, help="share of the training images, (0, 1]")
+    parser.add_argument(
+        "--data", type=Path, required=True, help="folder with manifest.json and the shard files"
+    )
+    parser.add_argument(
+        "--out", type=Path, required=True, help="folder for metrics.json, models, predictions"
+    )
+    parser.add_argument(
+        "--fraction", type=_fraction, required=True, help="share of the training images, (0, 1]"
+    )
     parser.add_argument("--replica", type=int, required=True)
     parser.add_argument("--seed", type=int, required=True, help="weights and shuffling")
-    parser.add_argument("--subset-seed", type=int, required=True, help="which patients; shared by a replica's fractions")
+    parser.add_argument(
+        "--subset-seed", type=int, required=True, help="which patients; shared by a replica's fractions"
+    )
     parser.add_argument("--epochs", type=_positive, default=5)
     parser.add_argument("--batch-size", type=_positive, default=32)
-    parser.add_argument("--learning-rate", type=float, default=DEFAULT_LEARNING_RATE, help="Adam's learning rate")
-    parser.add_argument("--image-size", type=_positive, default=None, help="resize to this side (default: the shards')")
-    parser.add_argument("--threads", type=_positive, default=None, help="default: OMP_NUM_THREADS, else every core")
+    parser.add_argument(
+        "--learning-rate", type=float, default=DEFAULT_LEARNING_RATE, help="Adam's learning rate"
+    )
+    parser.add_argument(
+        "--image-size", type=_positive, default=None, help="resize to this side (default: the shards')"
+    )
+    parser.add_argument(
+        "--threads", type=_positive, default=None, help="default: OMP_NUM_THREADS, else every core"
+    )
     return parser
 
 
@@ -77,9 +91,16 @@ def _out_from(argv: Sequence[str]) -> Path | None:
 def parse_config(argv: Sequence[str]) -> JobConfig:
     args = build_parser().parse_args(argv)
     return JobConfig(
-        data=args.data, out=args.out, fraction=args.fraction, replica=args.replica, seed=args.seed,
-        subset_seed=args.subset_seed, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate, image_size=args.image_size,
+        data=args.data,
+        out=args.out,
+        fraction=args.fraction,
+        replica=args.replica,
+        seed=args.seed,
+        subset_seed=args.subset_seed,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        image_size=args.image_size,
         threads=args.threads or host.threads_to_use(),
     )
 

@@ -72,16 +72,27 @@ def training_dataset(
         default_value=0,  # int64 -> int64: TensorFlow has no int64 -> bool hash table kernel
     )
     names = [str(f) for f in files]
-    order = tf.data.Dataset.from_tensor_slices(names).shuffle(len(names), seed=seed, reshuffle_each_iteration=True)
+    order = tf.data.Dataset.from_tensor_slices(names).shuffle(
+        len(names), seed=seed, reshuffle_each_iteration=True
+    )
     return (
-        order.interleave(tf.data.TFRecordDataset, cycle_length=min(INTERLEAVE, len(names)),
-                         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        order.interleave(
+            tf.data.TFRecordDataset,
+            cycle_length=min(INTERLEAVE, len(names)),
+            num_parallel_calls=tf.data.AUTOTUNE,
+            deterministic=True,
+        )
         .batch(READ_BATCH)  # one parse_example per 256 records beats 256 single parses
         .map(lambda s: _parse_batch(s, labels), num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
         .filter(lambda record: keep.lookup(record["patient_id"]) > 0)
-        .map(lambda record: (_decode_image(record["image"], stored_size, size), tf.cast(record["labels"], tf.float32)),
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda record: (
+                _decode_image(record["image"], stored_size, size),
+                tf.cast(record["labels"], tf.float32),
+            ),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .apply(tf.data.experimental.assert_cardinality(images))
         .shuffle(min(images, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
@@ -91,18 +102,25 @@ def training_dataset(
 
 def label_counts(files: Sequence[Path], patients: Sequence[int], labels: int) -> list[int]:
     """Positives per label among the subset's images (labels and patient ids only: no pixels decoded)."""
-    wanted = {"labels": tf.io.FixedLenFeature([labels], tf.int64), "patient_id": tf.io.FixedLenFeature([], tf.int64)}
+    wanted = {
+        "labels": tf.io.FixedLenFeature([labels], tf.int64),
+        "patient_id": tf.io.FixedLenFeature([], tf.int64),
+    }
     keep = {int(p) for p in patients}
     counts = np.zeros(labels, np.int64)
-    for batch in tf.data.TFRecordDataset([str(f) for f in files]).batch(READ_BATCH).map(
-        lambda s: tf.io.parse_example(s, wanted)
+    for batch in (
+        tf.data.TFRecordDataset([str(f) for f in files])
+        .batch(READ_BATCH)
+        .map(lambda s: tf.io.parse_example(s, wanted))
     ):
         chosen = np.isin(batch["patient_id"].numpy(), list(keep))
         counts += batch["labels"].numpy()[chosen].sum(axis=0)
     return counts.tolist()
 
 
-def in_memory_training_dataset(images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int) -> tf.data.Dataset:
+def in_memory_training_dataset(
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int
+) -> tf.data.Dataset:
     """The same stream from arrays already in memory: the yardstick for the shard pipeline."""
     return (
         tf.data.Dataset.from_tensor_slices((images, labels.astype(np.float32)))
@@ -119,15 +137,21 @@ def read_split(files: Sequence[Path], stored_size: int, size: int, labels: int) 
         .batch(READ_BATCH)
         .map(lambda s: _parse_batch(s, labels), num_parallel_calls=tf.data.AUTOTUNE)
         .unbatch()
-        .map(lambda record: {**record, "image": _decode_image(record["image"], stored_size, size)},
-             num_parallel_calls=tf.data.AUTOTUNE)
+        .map(
+            lambda record: {**record, "image": _decode_image(record["image"], stored_size, size)},
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
         .batch(READ_BATCH)
         .prefetch(tf.data.AUTOTUNE)
     )
     parts = [{key: value.numpy() for key, value in batch.items()} for batch in dataset]
     if not parts:
-        return SplitArrays(np.zeros((0, size, size, 1), np.uint8), np.zeros((0, labels), np.uint8),
-                           np.zeros(0, np.int64), np.zeros(0, str))
+        return SplitArrays(
+            np.zeros((0, size, size, 1), np.uint8),
+            np.zeros((0, labels), np.uint8),
+            np.zeros(0, np.int64),
+            np.zeros(0, str),
+        )
     return SplitArrays(
         images=np.concatenate([p["image"] for p in parts]),
         labels=np.concatenate([p["labels"] for p in parts]).astype(np.uint8),

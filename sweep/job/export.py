@@ -26,7 +26,9 @@ def export_models(model: keras.Model, out: Path, sample: np.ndarray) -> dict[str
     images = sample[:CHECK_IMAGES]
     difference = float(np.abs(run_tflite(tflite_path, images) - model.predict(images, verbose=0)).max())
     if difference > MAX_ABS_DIFFERENCE:
-        raise RuntimeError(f"{tflite_path.name} disagrees with the Keras model by {difference:.2e} (> {MAX_ABS_DIFFERENCE})")
+        raise RuntimeError(
+            f"{tflite_path.name} disagrees with the Keras model by {difference:.2e} (> {MAX_ABS_DIFFERENCE})"
+        )
     return {
         "keras_bytes": keras_path.stat().st_size,
         "tflite_bytes": tflite_path.stat().st_size,

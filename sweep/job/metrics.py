@@ -60,7 +60,7 @@ def youden_threshold(truth: np.ndarray, scores: np.ndarray) -> float:
     return float(thresholds[best])
 
 
-def rates_at(truth: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | None]:
+def rates_at(truth: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float | int | str | None]:
     """Precision, recall, specificity and how often positive is predicted, at score >= threshold."""
     predicted = scores >= threshold
     positives, negatives = truth == 1, truth == 0
@@ -108,9 +108,13 @@ def threshold_report(
     return report
 
 
+def _positive_count(value: object) -> bool:
+    return isinstance(value, (int, float)) and value > 0
+
+
 def labels_predicting_positives(report: dict[str, Thresholds]) -> dict[str, int]:
     """Per rule, how many labels get any positive prediction on test: 0 is the all-negative collapse."""
     return {
-        rule: sum(1 for entry in per_label.values() if (entry.get("predicted_positives") or 0) > 0)
+        rule: sum(1 for entry in per_label.values() if _positive_count(entry.get("predicted_positives")))
         for rule, per_label in report.items()
     }

@@ -17,8 +17,13 @@ BN_MOMENTUM = 0.9
 class BalancedBinaryCrossentropy(keras.losses.Loss):
     """Binary cross-entropy on probabilities with per-label weights for positives and negatives."""
 
-    def __init__(self, pos_weights: Sequence[float], neg_weights: Sequence[float],
-                 name: str = "balanced_bce", **kwargs: object) -> None:
+    def __init__(
+        self,
+        pos_weights: Sequence[float],
+        neg_weights: Sequence[float],
+        name: str = "balanced_bce",
+        **kwargs: object,
+    ) -> None:
         super().__init__(name=name, **kwargs)
         self.pos_weights = [float(w) for w in pos_weights]
         self.neg_weights = [float(w) for w in neg_weights]
@@ -49,19 +54,24 @@ def build_model(image_size: int, labels: int, seed: int) -> keras.Model:
     filters, side = 16, image_size
     while side // 2 >= MIN_FEATURE_SIDE:
         for _ in range(2):
-            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer=initializer)(x)
+            x = keras.layers.Conv2D(
+                filters, 3, padding="same", use_bias=False, kernel_initializer=initializer
+            )(x)
             x = keras.layers.BatchNormalization(momentum=BN_MOMENTUM)(x)
             x = keras.layers.ReLU()(x)
         x = keras.layers.MaxPooling2D()(x)
         filters, side = min(filters * 2, 128), side // 2
-    pooled = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)])
+    pooled = keras.layers.Concatenate()(
+        [keras.layers.GlobalAveragePooling2D()(x), keras.layers.GlobalMaxPooling2D()(x)]
+    )
     pooled = keras.layers.Dropout(0.2, seed=seed)(pooled)
     outputs = keras.layers.Dense(labels, activation="sigmoid", name="findings")(pooled)
     return keras.Model(inputs, outputs, name="sweep_cnn")
 
 
-def compile_model(model: keras.Model, pos_weights: Sequence[float], neg_weights: Sequence[float],
-                  learning_rate: float) -> None:
+def compile_model(
+    model: keras.Model, pos_weights: Sequence[float], neg_weights: Sequence[float], learning_rate: float
+) -> None:
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate),
         loss=BalancedBinaryCrossentropy(pos_weights, neg_weights),

@@ -13,6 +13,7 @@ import os
 import traceback
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -34,13 +35,16 @@ def write_metrics(out: Path, metrics: Mapping) -> None:
 
 
 def write_error(out: Path, stage: str, error: BaseException) -> None:
-    write_json(out / names.ERROR, {
-        "schema": names.ERROR_SCHEMA,
-        "stage": stage,
-        "type": type(error).__name__,
-        "message": str(error),
-        "traceback": "".join(traceback.format_exception(error)),
-    })
+    write_json(
+        out / names.ERROR,
+        {
+            "schema": names.ERROR_SCHEMA,
+            "stage": stage,
+            "type": type(error).__name__,
+            "message": str(error),
+            "traceback": "".join(traceback.format_exception(error)),
+        },
+    )
 
 
 def write_history(out: Path, history: Mapping[str, Sequence[float]], epoch_seconds: Sequence[float]) -> None:
@@ -54,7 +58,7 @@ def write_history(out: Path, history: Mapping[str, Sequence[float]], epoch_secon
     write_atomic(out / names.HISTORY, text.getvalue().encode())
 
 
-def write_predictions(out: Path, arrays: Mapping[str, np.ndarray]) -> None:
+def write_predictions(out: Path, arrays: Mapping[str, Any]) -> None:  # name -> numpy array
     buffer = io.BytesIO()
     np.savez_compressed(buffer, **arrays)
     write_atomic(out / names.PREDICTIONS, buffer.getvalue())

@@ -75,9 +75,13 @@ def run_job(config: JobConfig, stages: Stages) -> dict[str, Any]:
     with stages.stage("train"):
         trained = train(config, inputs, data, size)
     with stages.stage("evaluate"):
-        validation_scores = trained.model.predict(data.validation.images, batch_size=EVALUATION_BATCH, verbose=0)
+        validation_scores = trained.model.predict(
+            data.validation.images, batch_size=EVALUATION_BATCH, verbose=0
+        )
         test_scores = trained.model.predict(data.test.images, batch_size=EVALUATION_BATCH, verbose=0)
-        evaluation = evaluate(inputs.labels, data.validation.labels, validation_scores, data.test.labels, test_scores)
+        evaluation = evaluate(
+            inputs.labels, data.validation.labels, validation_scores, data.test.labels, test_scores
+        )
     with stages.stage("export"):
         sample = data.test.images if len(data.test.images) else data.validation.images
         exported = export.export_models(trained.model, config.out, sample)
@@ -87,7 +91,9 @@ def run_job(config: JobConfig, stages: Stages) -> dict[str, Any]:
         **_describe(config, inputs, size, data),
         **evaluation,
         "parameters": int(trained.model.count_params()),
-        "train_images_per_second": round(inputs.subset.images * config.epochs / max(sum(trained.epoch_seconds), 1e-9), 1),
+        "train_images_per_second": round(
+            inputs.subset.images * config.epochs / max(sum(trained.epoch_seconds), 1e-9), 1
+        ),
         "export": exported,
         "timings": stages.timings(),
         "host": host.host_facts(config.threads, tf.__version__),
@@ -103,10 +109,14 @@ def read_inputs(config: JobConfig) -> Inputs:
         raise FileNotFoundError(f"{manifest_path} is missing: the job needs the shard folder's manifest")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     if manifest.get("schema") != names.DATA_MANIFEST_SCHEMA:
-        raise ValueError(f"{manifest_path}: schema {manifest.get('schema')!r}, expected {names.DATA_MANIFEST_SCHEMA!r}")
+        raise ValueError(
+            f"{manifest_path}: schema {manifest.get('schema')!r}, expected {names.DATA_MANIFEST_SCHEMA!r}"
+        )
     if manifest.get("image_encoding") != names.DATA_IMAGE_ENCODING:
-        raise ValueError(f"{manifest_path}: image_encoding {manifest.get('image_encoding')!r}, "
-                         f"expected {names.DATA_IMAGE_ENCODING!r}; re-shard with this version of sweep")
+        raise ValueError(
+            f"{manifest_path}: image_encoding {manifest.get('image_encoding')!r}, "
+            f"expected {names.DATA_IMAGE_ENCODING!r}; re-shard with this version of sweep"
+        )
     subset = select_training_subset(manifest, config.fraction, config.subset_seed)
     inputs = Inputs(manifest, subset, tuple(manifest["labels"]), int(manifest["image_size"]))
     _check_files(config.data, inputs)
@@ -116,11 +126,15 @@ def read_inputs(config: JobConfig) -> Inputs:
 def _check_files(folder: Path, inputs: Inputs) -> None:
     """Every shard this job reads is present with the size the manifest records."""
     sizes = {s["file"]: s["bytes"] for split in inputs.manifest["splits"].values() for s in split["shards"]}
-    needed = [*inputs.subset.shards, *(s["file"] for split in ("validation", "test")
-                                       for s in inputs.manifest["splits"][split]["shards"])]
+    needed = [
+        *inputs.subset.shards,
+        *(s["file"] for split in ("validation", "test") for s in inputs.manifest["splits"][split]["shards"]),
+    ]
     wrong = [problem for file in needed if (problem := _file_problem(folder / file, sizes[file]))]
     if wrong:
-        raise FileNotFoundError(f"{len(wrong)} input file(s) in {folder} are not as the manifest says: " + "; ".join(wrong[:10]))
+        raise FileNotFoundError(
+            f"{len(wrong)} input file(s) in {folder} are not as the manifest says: " + "; ".join(wrong[:10])
+        )
 
 
 def _file_problem(path: Path, expected_bytes: int) -> str | None:
@@ -147,10 +161,18 @@ def load_data(config: JobConfig, inputs: Inputs, size: int) -> Data:
     labels = len(inputs.labels)
     return Data(
         train=dataset.training_dataset(
-            files=train_files, patients=inputs.subset.patients, images=inputs.subset.images,
-            stored_size=inputs.stored_size, size=size, labels=labels, batch_size=config.batch_size, seed=config.seed,
+            files=train_files,
+            patients=inputs.subset.patients,
+            images=inputs.subset.images,
+            stored_size=inputs.stored_size,
+            size=size,
+            labels=labels,
+            batch_size=config.batch_size,
+            seed=config.seed,
         ),
-        validation=dataset.read_split(_split_files(config.data, inputs, "validation"), inputs.stored_size, size, labels),
+        validation=dataset.read_split(
+            _split_files(config.data, inputs, "validation"), inputs.stored_size, size, labels
+        ),
         test=dataset.read_split(_split_files(config.data, inputs, "test"), inputs.stored_size, size, labels),
         train_positives=dataset.label_counts(train_files, inputs.subset.patients, labels),
     )
@@ -170,15 +192,29 @@ def train(config: JobConfig, inputs: Inputs, data: Data, size: int) -> Trained:
     network = cnn.build_model(size, len(inputs.labels), config.seed)
     cnn.compile_model(network, pos_weights, neg_weights, config.learning_rate)
     timer = cnn.EpochTimer()
-    history = network.fit(data.train, epochs=config.epochs, callbacks=[timer], verbose=2,
-                          validation_data=(data.validation.images, data.validation.labels),
-                          shuffle=False)  # the dataset shuffles itself, with its seed
-    return Trained(network, {key: [float(v) for v in values] for key, values in history.history.items()}, timer.seconds)
+    history = network.fit(
+        data.train,
+        epochs=config.epochs,
+        callbacks=[timer],
+        verbose=2,
+        validation_data=(data.validation.images, data.validation.labels),
+        shuffle=False,
+    )  # the dataset shuffles itself, with its seed
+    return Trained(
+        network, {key: [float(v) for v in values] for key, values in history.history.items()}, timer.seconds
+    )
 
 
-def evaluate(labels: tuple[str, ...], validation_truth: np.ndarray, validation_scores: np.ndarray,
-              test_truth: np.ndarray, test_scores: np.ndarray) -> dict[str, Any]:
-    thresholds = metrics.threshold_report(labels, validation_truth, validation_scores, test_truth, test_scores)
+def evaluate(
+    labels: tuple[str, ...],
+    validation_truth: np.ndarray,
+    validation_scores: np.ndarray,
+    test_truth: np.ndarray,
+    test_scores: np.ndarray,
+) -> dict[str, Any]:
+    thresholds = metrics.threshold_report(
+        labels, validation_truth, validation_scores, test_truth, test_scores
+    )
     return {
         **metrics.auc_report(labels, test_truth, test_scores),
         "thresholds": thresholds,
@@ -186,8 +222,9 @@ def evaluate(labels: tuple[str, ...], validation_truth: np.ndarray, validation_s
     }
 
 
-def _prediction_arrays(inputs: Inputs, data: Data, validation_scores: np.ndarray,
-                       test_scores: np.ndarray) -> dict[str, np.ndarray]:
+def _prediction_arrays(
+    inputs: Inputs, data: Data, validation_scores: np.ndarray, test_scores: np.ndarray
+) -> dict[str, np.ndarray]:
     return {
         "labels": data.test.labels,
         "scores": test_scores.astype(np.float32),
@@ -218,5 +255,7 @@ def _describe(config: JobConfig, inputs: Inputs, size: int, data: Data) -> dict[
         "test_images": len(data.test.labels),
         "labels": list(inputs.labels),
         "train_positives": dict(zip(inputs.labels, data.train_positives, strict=True)),
-        "test_positives": dict(zip(inputs.labels, data.test.labels.sum(axis=0).astype(int).tolist(), strict=True)),
+        "test_positives": dict(
+            zip(inputs.labels, data.test.labels.sum(axis=0).astype(int).tolist(), strict=True)
+        ),
     }

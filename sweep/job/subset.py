@@ -37,7 +37,9 @@ class _Shard:
     patients: tuple[tuple[int, int], ...]  # (patient id, images)
 
 
-def select_training_subset(manifest: dict[str, Any], fraction: float | Decimal, subset_seed: int) -> TrainingSubset:
+def select_training_subset(
+    manifest: dict[str, Any], fraction: float | Decimal, subset_seed: int
+) -> TrainingSubset:
     """The patients (and their shards) of the training subset; ValueError on a bad fraction or manifest."""
     shards = _train_shards(manifest)
     total = sum(count for shard in shards for _, count in shard.patients)
@@ -85,7 +87,9 @@ def _train_shards(manifest: dict[str, Any]) -> list[_Shard]:
         entries = manifest["splits"]["train"]["shards"]
         shards = [_Shard(str(e["file"]), tuple((int(p), int(n)) for p, n in e["patients"])) for e in entries]
     except (KeyError, TypeError, ValueError) as error:
-        raise ValueError(f"the manifest has no usable train shard list ({error!r}); rewrite it with `sweep data shard`") from None
+        raise ValueError(
+            f"the manifest has no usable train shard list ({error!r}); rewrite it with `sweep data shard`"
+        ) from None
     if not any(shard.patients for shard in shards):
         raise ValueError("the manifest lists no training patients")
     return shards
