@@ -21,8 +21,9 @@ from rich.markup import escape
 
 from sweep.errors import SpecError, SweepError
 
+# Piped output (grep, files) gets one line per table row instead of rich's 80-column folding.
+out = Console(width=None if sys.stdout.isatty() else 240)
 err = Console(stderr=True)
-out = Console()
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130

@@ -65,3 +65,9 @@ def test_submit_and_cancel_report_in_json(
     settle(sweeps, "t")
     cancelled = cli("cancel", "t", "--sweeps-dir", sweeps, "--json")
     assert cancelled.code == 0 and json.loads(cancelled.stdout) == {"name": "t", "cancelled": []}
+
+
+def test_piped_tables_keep_each_row_on_one_line() -> None:
+    from sweep.cli_common import out
+
+    assert out.width == 240  # pytest captures stdout: not a terminal
