@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sweep.analysis import learning_curve, plots, sections, tables
+from sweep.analysis import detail_plots, learning_curve, plots, sections, tables
 from sweep.analysis.failures import failures_table, pending_count
 from sweep.analysis.files import (
     LEARNING_CURVE_PNG,
@@ -167,9 +167,11 @@ def _render_figures(facts: sections.SweepFacts, sweep_info: Mapping[str, Any]) -
     n_labels = len(facts.labels) or int(np.nanmax(facts.results["auc_labels"].to_numpy(), initial=0))
     figures = {
         LEARNING_CURVE_PNG: plots.learning_curve_figure(facts.curve, facts.summary, facts.target, n_labels),
-        PER_LABEL_PNG: plots.label_heatmap_figure(facts.label_means, facts.labels),
-        RUNTIME_PNG: plots.runtime_figure(facts.results, facts.summary, facts.stages),
-        MACHINES_PNG: plots.machines_figure(facts.results, facts.machines, int(epochs) if epochs else None),
+        PER_LABEL_PNG: detail_plots.label_heatmap_figure(facts.label_means, facts.labels),
+        RUNTIME_PNG: detail_plots.runtime_figure(facts.results, facts.summary, facts.stages),
+        MACHINES_PNG: detail_plots.machines_figure(
+            facts.results, facts.machines, int(epochs) if epochs else None
+        ),
     }
     return {name: plots.png_bytes(fig) for name, fig in figures.items()}
 
