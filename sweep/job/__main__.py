@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from sweep.job import host, outputs
+from sweep.job.export import FORMATS as EXPORT_FORMATS
 from sweep.job.run import JobConfig, run_job
 from sweep.job.stages import Stages
 
@@ -63,6 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--learning-rate", type=float, default=DEFAULT_LEARNING_RATE, help="Adam's learning rate")
     parser.add_argument("--image-size", type=_positive, default=None, help="resize to this side (default: the shards')")
     parser.add_argument("--threads", type=_positive, default=None, help="default: OMP_NUM_THREADS, else every core")
+    parser.add_argument("--export", choices=("none", *EXPORT_FORMATS), default="none",
+                        help="also convert the model in the job (default none: model.keras only; `sweep export` converts later)")
     return parser
 
 
@@ -80,7 +83,7 @@ def parse_config(argv: Sequence[str]) -> JobConfig:
         data=args.data, out=args.out, fraction=args.fraction, replica=args.replica, seed=args.seed,
         subset_seed=args.subset_seed, epochs=args.epochs, batch_size=args.batch_size,
         learning_rate=args.learning_rate, image_size=args.image_size,
-        threads=args.threads or host.threads_to_use(),
+        threads=args.threads or host.threads_to_use(), export=args.export,
     )
 
 
