@@ -133,11 +133,6 @@ def with_threads(data: tf.data.Dataset, threads: int | None) -> tf.data.Dataset:
     return data.with_options(options)
 
 
-def evaluation_dataset(images: np.ndarray, batch_size: int) -> tf.data.Dataset:
-    """Images in memory as a dataset: handing Keras numpy arrays builds a new adapter on every call."""
-    return tf.data.Dataset.from_tensor_slices(images).batch(batch_size).prefetch(tf.data.AUTOTUNE)
-
-
 def label_counts(files: Sequence[Path], patients: Sequence[int], labels: int) -> list[int]:
     """Positives per label among the subset's images (labels and patient ids only: no pixels decoded)."""
     wanted = {"labels": tf.io.FixedLenFeature([labels], tf.int64), "patient_id": tf.io.FixedLenFeature([], tf.int64)}

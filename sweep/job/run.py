@@ -25,7 +25,6 @@ from sweep.job import host, imbalance, metrics, outputs
 from sweep.job.stages import Stages
 from sweep.job.subset import TrainingSubset, select_training_subset
 
-EVALUATION_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -67,6 +66,7 @@ class Trained:
     epoch_seconds: list[float]  # training only, without the validation after each epoch
     validation_seconds: list[float]
     validation_scores: np.ndarray  # the final model's, from the last epoch's validation
+    score: Any  # model.Scorer: images -> scores, traced once
 
 
 def run_job(config: JobConfig, stages: Stages) -> dict[str, Any]:
@@ -84,7 +84,7 @@ def run_job(config: JobConfig, stages: Stages) -> dict[str, Any]:
         trained = train(config, inputs, data, size)
     with stages.stage("evaluate"):
         validation_scores = trained.validation_scores
-        test_scores = predict(trained.model, data.test.images)
+        test_scores = trained.score(data.test.images)
         evaluation = evaluate(inputs.labels, data.validation.labels, validation_scores, data.test.labels, test_scores)
     with stages.stage("export"):
         exported = export.save_keras(trained.model, config.out)
@@ -187,7 +187,6 @@ def _split_files(folder: Path, inputs: Inputs, split: str) -> list[Path]:
 def train(config: JobConfig, inputs: Inputs, data: Data, size: int) -> Trained:
     import keras
 
-    from sweep.job import dataset
     from sweep.job import model as cnn
 
     keras.utils.set_random_seed(config.seed)
@@ -195,18 +194,12 @@ def train(config: JobConfig, inputs: Inputs, data: Data, size: int) -> Trained:
     network = cnn.build_model(size, len(inputs.labels), config.seed)
     cnn.compile_model(network, pos_weights, neg_weights, config.learning_rate)
     timer = cnn.EpochTimer()  # first: it stops the epoch's clock before validation starts
-    validation = cnn.ValidationScores(dataset.evaluation_dataset(data.validation.images, EVALUATION_BATCH),
-                                      data.validation.labels, pos_weights, neg_weights)
+    score = cnn.scorer(network)
+    validation = cnn.ValidationScores(score, data.validation.images, data.validation.labels, pos_weights, neg_weights)
     history = network.fit(data.train, epochs=config.epochs, callbacks=[timer, validation], verbose=2,
                           shuffle=False)  # the dataset shuffles itself, with its seed
     return Trained(network, {key: [float(v) for v in values] for key, values in history.history.items()},
-                   timer.seconds, validation.seconds, validation.scores)
-
-
-def predict(model: Any, images: np.ndarray) -> np.ndarray:
-    from sweep.job import dataset
-
-    return model.predict(dataset.evaluation_dataset(images, EVALUATION_BATCH), verbose=0)
+                   timer.seconds, validation.seconds, validation.scores, score)
 
 
 def train_timings(trained: Trained) -> dict[str, float]:
