@@ -7,8 +7,11 @@ rounds, and a plain Keras `fit` of the same model on in-memory arrays with the s
 - in the 10 % item, wall time outside the train stage / wall time   (target <= 30 %)
 - steady-state training images/s, job / plain Keras fit             (target >= 0.8)
 - what --export tflite (the old default) adds to a 10 % item
+- with --baseline DIR (a folder holding an older `sweep` package, e.g. from `git archive OLD sweep | tar -x -C DIR`):
+  the same two figures for that code's job, run in the same rounds
 
     .venv/bin/python benchmarks/job_speed.py [--images 2000] [--size 64] [--epochs 3] [--rounds 2] [--threads 2]
+                                             [--baseline DIR]
 """
 
 from __future__ import annotations
@@ -45,15 +48,16 @@ class Item:
         return self.metrics["timings"]
 
 
-def run_item(shards: Path, out: Path, fraction: str, epochs: int, threads: int, *extra: str) -> Item:
-    """One job as a node runs it (minus the wrapper), with the slot's OMP_NUM_THREADS."""
+def run_item(shards: Path, out: Path, fraction: str, epochs: int, threads: int, *extra: str,
+             code: Path = REPO) -> Item:
+    """One job as a node runs it (minus the wrapper), with the slot's OMP_NUM_THREADS; code: where `sweep` is."""
     args = ["--data", str(shards), "--out", str(out), "--fraction", fraction, "--replica", "0", "--seed", "1",
             "--subset-seed", "11", "--epochs", str(epochs), "--batch-size", str(BATCH), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TF_CPP_MIN_LOG_LEVEL": "2",
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+           "PYTHONPATH": str(code)}
     began = time.perf_counter()
     result = subprocess.run([sys.executable, "-m", "sweep.job", *args], env=env, capture_output=True, text=True,
-                            check=False)
+                            check=False, cwd=code)  # -m puts the cwd first on sys.path
     wall = time.perf_counter() - began
     if result.returncode != 0:
         raise RuntimeError(f"job {fraction} failed: {result.stderr[-2000:]}")
@@ -89,6 +93,15 @@ def median(items: list[Item], key: str) -> float:
     return statistics.median(item.timings[key] for item in items)
 
 
+def report_baseline(items: dict[str, list[Item]]) -> None:
+    small, full = items["0.1"], items["1.0"]
+    shares = [(r.wall - r.timings["train"]) / r.wall for r in small]
+    print(f"baseline: train 100 % / 10 %   : {median(full, 'train'):6.1f} s / {median(small, 'train'):5.1f} s = "
+          f"{median(full, 'train') / median(small, 'train'):5.2f}; 10 % item outside train "
+          f"{statistics.median(shares):.1%} of wall (walls {', '.join(f'{r.wall:.1f}' for r in small)} s; "
+          f"AUC {small[0].metrics['auc_macro']:.4f} / {full[0].metrics['auc_macro']:.4f})")
+
+
 def report(items: dict[str, list[Item]], plain: list[float]) -> None:
     small, full = items["0.1"], items["1.0"]
     for fraction, runs in items.items():
@@ -121,6 +134,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=2, help="alternating rounds of (10 %, 100 %, plain fit)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--baseline", type=Path, default=None, help="a folder with an older sweep package to compare")
     args = parser.parse_args()
     print(f"start: {load()}; {args.threads} threads, {args.images} images at {args.size} px, {args.epochs} epochs")
     with tempfile.TemporaryDirectory() as scratch_dir:
@@ -128,14 +142,20 @@ def main() -> None:
         prepare_shards(scratch, args.images, args.size)
         shards = scratch / "shards"
         items: dict[str, list[Item]] = {fraction: [] for fraction in FRACTIONS}
+        baseline: dict[str, list[Item]] = {fraction: [] for fraction in FRACTIONS}
         plain: list[float] = []
         for round_ in range(args.rounds):
             for fraction in FRACTIONS:
                 items[fraction].append(run_item(shards, scratch / f"out-{fraction}-{round_}", fraction,
                                                 args.epochs, args.threads))
+                if args.baseline:
+                    baseline[fraction].append(run_item(shards, scratch / f"old-{fraction}-{round_}", fraction,
+                                                       args.epochs, args.threads, code=args.baseline.resolve()))
             plain.append(_plain_in_subprocess(shards, args))
         exported = run_item(shards, scratch / "out-export", "0.1", args.epochs, args.threads, "--export", "tflite")
         report(items, plain)
+        if args.baseline:
+            report_baseline(baseline)
         print(f"10 % item with --export tflite : export stage {exported.timings['export']:.1f} s, wall {exported.wall:.1f} s "
               f"(vs {statistics.median(i.timings['export'] for i in items['0.1']):.1f} s for model.keras alone)")
     print(f"end: {load()}")

@@ -132,6 +132,7 @@ def test_metrics_json_has_the_agreed_fields(runs: dict[str, Path], shards: Path)
                                       "train_first_epoch", "train_steady", "train_validation"}
     facts = result["host"]
     assert facts["cores_used"] == int(THREADS) and facts["machine_microarch"] == "x86_64-v3"
+    assert facts["tf_intra_op_threads"] == int(THREADS) and facts["tf_inter_op_threads"] == min(int(THREADS), 2)
     assert facts["microarch_measured"] == host.microarch_from_flags(host.read_cpuinfo()[1])
     assert set(facts["cpu_flags"]) == {"avx", "avx2", "avx512f", "sse4_2"} and facts["tensorflow"].startswith("2.")
 

@@ -101,7 +101,7 @@ def run_job(config: JobConfig, stages: Stages) -> dict[str, Any]:
         "train_steady_images_per_second": steady_rate(inputs.subset.images, trained.epoch_seconds),
         "export": exported,
         "timings": {**stages.timings(), **train_timings(trained)},
-        "host": host.host_facts(config.threads, tf.__version__),
+        "host": {**host.host_facts(config.threads, tf.__version__), **tensorflow_threads(tf)},
     }
     outputs.write_metrics(config.out, result)
     return result
@@ -150,6 +150,12 @@ def import_tensorflow(threads: int) -> Any:
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
     return tf
+
+
+def tensorflow_threads(tf: Any) -> dict[str, int]:
+    """What TensorFlow really uses, recorded because jobs once ran on one thread whatever the slot had."""
+    return {"tf_intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads(),
+            "tf_inter_op_threads": tf.config.threading.get_inter_op_parallelism_threads()}
 
 
 def load_data(config: JobConfig, inputs: Inputs, size: int) -> Data:
