@@ -93,12 +93,17 @@ def median(items: list[Item], key: str) -> float:
     return statistics.median(item.timings[key] for item in items)
 
 
+def trains(runs: list[Item]) -> str:
+    return ", ".join(f"{r.timings['train']:.1f}" for r in runs)
+
+
 def report_baseline(items: dict[str, list[Item]]) -> None:
     small, full = items["0.1"], items["1.0"]
     shares = [(r.wall - r.timings["train"]) / r.wall for r in small]
     print(f"baseline: train 100 % / 10 %   : {median(full, 'train'):6.1f} s / {median(small, 'train'):5.1f} s = "
           f"{median(full, 'train') / median(small, 'train'):5.2f}; 10 % item outside train "
           f"{statistics.median(shares):.1%} of wall (walls {', '.join(f'{r.wall:.1f}' for r in small)} s; "
+          f"train per round {trains(small)} | {trains(full)} s; "
           f"AUC {small[0].metrics['auc_macro']:.4f} / {full[0].metrics['auc_macro']:.4f})")
 
 
