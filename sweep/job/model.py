@@ -63,9 +63,9 @@ def build_model(image_size: int, labels: int, seed: int) -> keras.Model:
 
 def compile_model(model: keras.Model, pos_weights: Sequence[float], neg_weights: Sequence[float],
                   learning_rate: float) -> None:
-    """No training metric: Keras' multi-label AUC on every batch cost ~2 s of tracing per job and ~30 %
-    of each step (measured), for a running training-set figure nobody read; validation AUC is
-    computed after each epoch by ValidationScores instead."""
+    """No training metric: Keras' multi-label AUC on every batch made the first epoch (tracing) ~2 s
+    longer on 2 cores (measured, noisy; no steady-state difference measurable), for a running
+    training-set figure nobody read; validation AUC is computed after each epoch by ValidationScores."""
     model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss=BalancedBinaryCrossentropy(pos_weights, neg_weights))
 
 
