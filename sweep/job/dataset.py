@@ -87,8 +87,8 @@ def read_subset(files: Sequence[Path], patients: Sequence[int], images: int, sto
                 labels: int, threads: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The subset's (images uint8, labels float32) in shard order, decoded once.
 
-    Streaming re-read and re-decoded every PNG each epoch, and the pipeline's start-up made a small
-    item's later epochs several times slower per image than a large item's.
+    Streaming re-reads and re-decodes every PNG in every epoch, beside the training on the same cores;
+    from memory, the epochs after the first are training only.
     """
     order = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
     decoded = with_threads(_decoded_subset(order, patients, images, stored_size, size, labels).batch(READ_BATCH), threads)

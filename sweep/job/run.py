@@ -1,7 +1,7 @@
 """One training job, stage by stage: inputs, import, data, train, evaluate, export, write.
 
-Fixed costs are kept out of the epochs (a 10 % item used to spend most of its time outside
-training): the training subset is cached decoded after the first epoch, validation runs through
+Fixed costs are kept out of the epochs (a 10 % item of the demo data spent over half of its time
+outside training): the training subset is cached decoded after the first epoch, validation runs through
 one traced predict function on a cached dataset, and the TFLite conversion is only done when asked
 (--export tflite); otherwise the job writes model.keras and `sweep export` converts it later.
 
