@@ -18,6 +18,7 @@ from sweep import __version__
 from sweep.cli_common import (
     DEFAULT_SWEEPS_DIR,
     EnvCache,
+    ExportFormat,
     JsonFlag,
     RequirementsFile,
     SweepName,
@@ -197,6 +198,30 @@ def report(
 
 
 app.command()(resubmit)
+
+
+@app.command("export")
+@user_errors
+def export_model(
+    name: SweepName,
+    item: Annotated[str, typer.Option("--item", help="The item whose model to convert, e.g. f1_r0.")],
+    format: Annotated[
+        ExportFormat, typer.Option("--format", help="The format to convert to.")
+    ] = ExportFormat.tflite,
+    dest: Annotated[
+        Path | None, typer.Option("--out", help="The file to write (default: beside its model.keras).")
+    ] = None,
+    as_json: JsonFlag = False,
+    sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
+) -> None:
+    """Convert one finished item's model.keras (jobs write only that by default) to TFLite."""
+    from sweep.export import export_item
+
+    written = export_item(sweeps_dir, name, item, dest)
+    if as_json:
+        print_json({"name": name, "item": item, "format": format.value, "file": str(written)})
+        return
+    say(f"{format.value}: {written}")
 
 
 @app.command()

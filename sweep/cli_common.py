@@ -73,6 +73,10 @@ def whole_number(flag: str, help: str, minimum: int = 1, maximum: int | None = N
     return typer.Option(flag, help=f"{help} (range {accepted})", parser=parse, metavar="INTEGER")
 
 
+class ExportFormat(StrEnum):
+    tflite = "tflite"
+
+
 class BackendName(StrEnum):
     local = "local"
     condor = "condor"

@@ -12,6 +12,7 @@ from sweep.cli_common import (
     DEFAULT_SWEEPS_DIR,
     BackendName,
     EnvCache,
+    ExportFormat,
     JsonFlag,
     RequirementsFile,
     SweepName,
@@ -81,6 +82,14 @@ def submit(
         bool, typer.Option("--dry-run", help="Print the submit description; create nothing.")
     ] = False,
     as_json: JsonFlag = False,
+    export: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--export",
+            help="Every job also converts its model to this format (default: none; "
+            "`sweep export` converts the one you need).",
+        ),
+    ] = None,
     verify_data: Annotated[
         bool,
         typer.Option(
@@ -133,6 +142,7 @@ def submit(
         else (require if require is not None else specs.DEFAULT_REQUIREMENTS),
         backend=backend.value,
         submit_options=tuple(parse_submit_option(option) for option in submit_option or ()),
+        export=export.value if export else None,
     )
     if sweep_spec.requirements is not None:
         submit_expression(sweep_spec.requirements)
@@ -204,6 +214,14 @@ def resubmit(
         bool, typer.Option("--no-require-avx", help="No CPU requirement for them.")
     ] = False,
     as_json: JsonFlag = False,
+    export: Annotated[
+        ExportFormat | None,
+        typer.Option(
+            "--export",
+            help="Every job also converts its model to this format (default: none; "
+            "`sweep export` converts the one you need).",
+        ),
+    ] = None,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
 ) -> None:
     """Run the failed and held items of a sweep again, as one new submission."""

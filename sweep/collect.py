@@ -29,6 +29,8 @@ JOB_TIMINGS = {
     C.T_TRAIN: "train",
     C.T_EVALUATE: "evaluate",
     C.T_EXPORT: "export",
+    C.T_TRAIN_FIRST_EPOCH: "train_first_epoch",
+    C.T_TRAIN_STEADY: "train_steady",
 }
 WRAPPER_UNPACK_KEYS = ("verify", "unpack_interpreter", "unpack_code", "unpack_site")
 

@@ -199,6 +199,7 @@ def job_arguments(spec: SweepSpec, *, fraction: str, replica: str, seed: str, su
         "--subset-seed", subset_seed,
         "--epochs", str(spec.epochs),
         "--batch-size", str(spec.batch_size),
+        *(["--export", spec.export] if spec.export else []),
     ]  # fmt: skip
 
 

@@ -45,6 +45,10 @@ T_EVALUATE: Final = "t_evaluate"
 T_EXPORT: Final = "t_export"
 STAGE_COLUMNS: Final = (T_TRANSFER, T_UNPACK, T_IMPORT, T_LOAD, T_TRAIN, T_EVALUATE, T_EXPORT)
 WALL_TIME: Final = "wall_time"  # the whole job, seconds
+# the train stage split (part of T_TRAIN, not another stage): the first epoch carries tracing and the
+# pipeline's first pass, the later epochs are the per-image cost
+T_TRAIN_FIRST_EPOCH: Final = "t_train_first_epoch"
+T_TRAIN_STEADY: Final = "t_train_steady"
 
 # --- evaluation
 AUC_MACRO: Final = "auc_macro"  # float, NaN when not done
@@ -72,6 +76,8 @@ REQUIRED_COLUMNS: Final = (
     TRAIN_IMAGES,
     TRAIN_PATIENTS,
     *STAGE_COLUMNS,
+    T_TRAIN_FIRST_EPOCH,
+    T_TRAIN_STEADY,
     WALL_TIME,
     AUC_MACRO,
     AUC_LABELS,

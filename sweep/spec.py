@@ -204,6 +204,7 @@ class SweepSpec:
     requirements: str | None = DEFAULT_REQUIREMENTS  # None: no CPU requirement at all
     backend: str = "local"
     submit_options: tuple[tuple[str, str], ...] = ()  # (key, value) added to the submit description
+    export: str | None = None  # "tflite": every job also converts its model (default: only `sweep export`)
 
     def items(self) -> list[Item]:
         return [
@@ -233,6 +234,7 @@ class SweepSpec:
             "requirements": self.requirements,
             "backend": self.backend,
             "submit_options": [list(option) for option in self.submit_options],
+            "export": self.export,
         }
 
     @classmethod
@@ -248,6 +250,7 @@ class SweepSpec:
             requirements=data["requirements"],
             backend=data["backend"],
             submit_options=tuple((str(key), str(value)) for key, value in data.get("submit_options", [])),
+            export=data.get("export"),
         )
 
 

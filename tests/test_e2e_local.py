@@ -96,6 +96,18 @@ def test_a_small_sweep_runs_collects_and_reports(shards: Path, tmp_path: Path) -
         assert row.microarch.startswith("x86_64-v") and row.cpu_model
     reported = json.loads(sweep_cli("report", "e2e", "--json", *common).stdout)
     assert reported["done"] == 4 and Path(reported["files"]["report"]).is_file()
+    # jobs write model.keras only; `sweep export` converts the one that is needed
+    assert (table["t_train_first_epoch"] > 0).all() and (table["t_train_steady"] >= 0).all()
+    item_out = sweeps / "e2e" / "items" / "f1_r0" / names.JOB_OUTPUT_DIR
+    assert not (item_out / names.MODEL_TFLITE).exists()
+    exported = json.loads(sweep_cli("export", "e2e", "--item", "f1_r0", "--json", *common).stdout)
+    assert exported == {
+        "name": "e2e",
+        "item": "f1_r0",
+        "format": "tflite",
+        "file": str(item_out / names.MODEL_TFLITE),
+    }
+    assert (item_out / names.MODEL_TFLITE).stat().st_size > 1000
 
 
 def test_report_of_a_real_sweep_opens_in_chromium(shards: Path, tmp_path: Path) -> None:

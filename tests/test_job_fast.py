@@ -71,6 +71,36 @@ def test_old_cpu_switch_compares_levels(below: str | None, machine: str | None, 
     assert host.should_play_old_cpu(env) is plays
 
 
+def test_export_of_a_missing_model_names_it(tmp_path: Path):
+    from sweep.errors import SweepError
+    from sweep.export import export_tflite
+
+    with pytest.raises(SweepError, match="model.keras does not exist"):
+        export_tflite(tmp_path / "model.keras", tmp_path / "model.tflite")
+    assert not (tmp_path / "model.tflite").exists()
+
+
+def test_export_is_off_unless_asked(tmp_path: Path):
+    from sweep.job.__main__ import parse_config
+
+    base = [
+        "--data",
+        str(tmp_path),
+        "--out",
+        str(tmp_path),
+        "--fraction",
+        "0.1",
+        "--replica",
+        "0",
+        "--seed",
+        "1",
+        "--subset-seed",
+        "2",
+    ]
+    assert parse_config(base).export == "none"
+    assert parse_config([*base, "--export", "tflite"]).export == "tflite"
+
+
 def test_threads_follow_omp_num_threads():
     assert host.threads_to_use({"OMP_NUM_THREADS": "3"}) == 3
     assert host.threads_to_use({"OMP_NUM_THREADS": "junk"}) == len(os.sched_getaffinity(0))

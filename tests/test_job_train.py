@@ -33,7 +33,7 @@ SEED, SUBSET_SEED = 1, 11
 THREADS = "2"
 
 
-def train(data: Path, out: Path, fraction: str) -> subprocess.CompletedProcess:
+def train(data: Path, out: Path, fraction: str, *extra: str) -> subprocess.CompletedProcess:
     args = [
         "--data",
         str(data),
@@ -51,6 +51,7 @@ def train(data: Path, out: Path, fraction: str) -> subprocess.CompletedProcess:
         str(EPOCHS),
         "--batch-size",
         str(BATCH),
+        *extra,
     ]
     env = {**os.environ, "OMP_NUM_THREADS": THREADS, "SWEEP_MACHINE_MICROARCH": "x86_64-v3"}
     return subprocess.run(
@@ -68,14 +69,19 @@ def shards(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return shard_folder(tmp_path_factory, images=IMAGES, size=SIZE)
 
 
+# run name -> (fraction, extra job arguments); "0.2-again" repeats "0.2" with the TFLite export on
+RUNS = {"0.2": ("0.2", ()), "1.0": ("1.0", ()), "0.2-again": ("0.2", ("--export", "tflite"))}
+SAME_SEED_AUC_TOLERANCE = 1e-6  # one process, the same threads: the same seed must give the same model
+
+
 @pytest.fixture(scope="module")
 def runs(shards: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     outs = {}
-    for fraction in ("0.2", "1.0"):
-        out = tmp_path_factory.mktemp(f"job-{fraction}")
-        result = train(shards, out, fraction)
+    for name, (fraction, extra) in RUNS.items():
+        out = tmp_path_factory.mktemp(f"job-{name}")
+        result = train(shards, out, fraction, *extra)
         assert result.returncode == 0, result.stderr[-3000:]
-        outs[fraction] = out
+        outs[name] = out
     return outs
 
 
@@ -172,37 +178,92 @@ def test_metrics_json_has_the_agreed_fields(runs: dict[str, Path], shards: Path)
     )
     subset = select_training_subset(json.loads((shards / names.DATA_MANIFEST).read_text()), 0.2, SUBSET_SEED)
     assert (result["train_images"], result["train_patients"]) == (subset.images, len(subset.patients))
-    assert set(result["timings"]) == {"import", "data_load", "train", "evaluate", "export", "total"}
-    assert result["timings"]["total"] >= sum(v for k, v in result["timings"].items() if k != "total")
+    assert set(result["timings"]) == {
+        "import",
+        "data_load",
+        "train",
+        "evaluate",
+        "export",
+        "total",
+        "train_first_epoch",
+        "train_steady",
+        "train_validation",
+    }
     facts = result["host"]
     assert facts["cores_used"] == int(THREADS) and facts["machine_microarch"] == "x86_64-v3"
+    assert facts["tf_intra_op_threads"] == int(THREADS) and facts["tf_inter_op_threads"] == min(
+        int(THREADS), 2
+    )
     assert facts["microarch_measured"] == host.microarch_from_flags(host.read_cpuinfo()[1])
     assert set(facts["cpu_flags"]) == {"avx", "avx2", "avx512f", "sse4_2"} and facts["tensorflow"].startswith(
         "2."
     )
 
 
+def test_timings_add_up(runs: dict[str, Path]):
+    """The stages fit in the total; the train stage holds its first epoch, the later ones and validation."""
+    for out in runs.values():
+        result = metrics_of(out)
+        timings = result["timings"]
+        assert timings["total"] >= sum(
+            timings[stage] for stage in ("import", "data_load", "train", "evaluate", "export")
+        )
+        parts = timings["train_first_epoch"] + timings["train_steady"] + timings["train_validation"]
+        assert parts <= timings["train"] + 0.003  # each figure is rounded to 1 ms
+        assert timings["train"] - parts < 0.5 * timings["train"]  # model building and fit's set-up are small
+        with (out / names.HISTORY).open() as handle:
+            seconds = [float(row["seconds"]) for row in csv.DictReader(handle)]
+        assert seconds[0] == pytest.approx(timings["train_first_epoch"], abs=2e-3)
+        assert sum(seconds[1:]) == pytest.approx(timings["train_steady"], abs=3e-3)
+        steady_rate = result["train_images"] * (EPOCHS - 1) / timings["train_steady"]
+        assert result["train_steady_images_per_second"] == pytest.approx(steady_rate, rel=0.01)
+
+
+def test_the_same_seed_gives_the_same_auc(runs: dict[str, Path]):
+    """Determinism, and proof that converting to TFLite in the job leaves the results alone."""
+    first, again = metrics_of(runs["0.2"]), metrics_of(runs["0.2-again"])
+    assert again["auc_macro"] == pytest.approx(first["auc_macro"], abs=SAME_SEED_AUC_TOLERANCE)
+    scores = [np.load(runs[name] / names.PREDICTIONS)["scores"] for name in ("0.2", "0.2-again")]
+    assert np.abs(scores[0] - scores[1]).max() < 1e-5
+
+
 def test_history_has_one_row_per_epoch(runs: dict[str, Path]):
     with (runs["1.0"] / names.HISTORY).open() as handle:
         rows = list(csv.DictReader(handle))
     assert [row["epoch"] for row in rows] == [str(e + 1) for e in range(EPOCHS)]
-    assert {"loss", "val_loss", "auc", "val_auc", "seconds"} <= set(rows[0])
+    assert {"loss", "val_loss", "val_auc", "seconds"} <= set(rows[0])
+    assert 0.0 <= float(rows[-1]["val_auc"]) <= 1.0
 
 
-def test_saved_models_load_and_the_tflite_model_agrees(runs: dict[str, Path]):
+def test_jobs_write_model_keras_and_convert_to_tflite_only_when_asked(runs: dict[str, Path]):
     import keras
-    from ai_edge_litert.interpreter import Interpreter  # noqa: F401 - the runtime the check uses
 
     import sweep.job.model  # noqa: F401 - registers the loss so model.keras loads
     from sweep.job.export import run_tflite
 
-    out = runs["1.0"]
+    assert not (runs["1.0"] / names.MODEL_TFLITE).exists()
+    assert set(metrics_of(runs["1.0"])["export"]) == {"keras_bytes"}
+    keras.models.load_model(runs["1.0"] / names.MODEL_KERAS)
+    out = runs["0.2-again"]  # --export tflite: the old behaviour
     model = keras.models.load_model(out / names.MODEL_KERAS)
     images = np.random.default_rng(0).integers(0, 256, (5, SIZE, SIZE, 1), dtype=np.uint8)
     assert (
         np.abs(run_tflite(out / names.MODEL_TFLITE, images) - model.predict(images, verbose=0)).max() < 1e-4
     )
     assert metrics_of(out)["export"]["tflite_max_abs_difference"] < 1e-3
+
+
+def test_a_finished_items_model_converts_later(runs: dict[str, Path], tmp_path: Path):
+    """What `sweep export NAME --item ITEM --format tflite` calls."""
+    import keras
+
+    from sweep.export import export_tflite
+    from sweep.job.export import run_tflite
+
+    dest = export_tflite(runs["1.0"] / names.MODEL_KERAS, tmp_path / "served" / names.MODEL_TFLITE)
+    model = keras.models.load_model(runs["1.0"] / names.MODEL_KERAS)
+    sample = np.random.default_rng(1).integers(0, 256, (7, SIZE, SIZE, 1), dtype=np.uint8)
+    assert np.abs(run_tflite(dest, sample) - model.predict(sample, verbose=0)).max() < 1e-4
 
 
 def test_tensorflow_reads_our_records_back_as_the_source_images(

@@ -203,3 +203,15 @@ def test_classad_string_refuses_quotes():
 
 def test_queue_variables_put_the_file_list_last():
     assert QUEUE_VARIABLES[-1] == "inputs"  # HTCondor gives the last variable the rest of the line
+
+
+def test_export_tflite_reaches_the_job_only_when_asked() -> None:
+    from sweep.render import job_arguments
+
+    plain = SweepSpec(name="x", fractions=parse_fractions("1"), replicas=1)
+    asked = SweepSpec(name="x", fractions=parse_fractions("1"), replicas=1, export="tflite")
+    values = {"fraction": "1", "replica": "0", "seed": "1", "subset_seed": "2"}
+    assert "--export" not in job_arguments(plain, **values)
+    assert job_arguments(asked, **values)[-2:] == ["--export", "tflite"]
+    assert SweepSpec.from_dict(asked.to_dict()).export == "tflite"
+    assert SweepSpec.from_dict({**plain.to_dict(), "export": None}).export is None

@@ -14,6 +14,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from sweep.job import host, outputs
+from sweep.job.export import FORMATS as EXPORT_FORMATS
 from sweep.job.run import JobConfig, run_job
 from sweep.job.stages import Stages
 
@@ -77,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--threads", type=_positive, default=None, help="default: OMP_NUM_THREADS, else every core"
     )
+    parser.add_argument(
+        "--export",
+        choices=("none", *EXPORT_FORMATS),
+        default="none",
+        help="also convert the model in the job (default none: model.keras only; `sweep export` converts later)",
+    )
     return parser
 
 
@@ -102,6 +109,7 @@ def parse_config(argv: Sequence[str]) -> JobConfig:
         learning_rate=args.learning_rate,
         image_size=args.image_size,
         threads=args.threads or host.threads_to_use(),
+        export=args.export,
     )
 
 

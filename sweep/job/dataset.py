@@ -16,6 +16,7 @@ import numpy as np
 import tensorflow as tf
 
 SHUFFLE_BUFFER = 16_384  # images; covers a whole subset of up to ~16k images (64 MB at 64 px)
+IN_MEMORY_BYTES = 1 << 30  # a subset this small is decoded once into memory instead of streamed every epoch
 INTERLEAVE = 4
 READ_BATCH = 256
 
@@ -59,8 +60,59 @@ def training_dataset(
     labels: int,
     batch_size: int,
     seed: int,
+    threads: int | None = None,
 ) -> tf.data.Dataset:
     """The subset's images, shuffled with a fixed seed, streamed from its shards in batches.
+
+    For subsets too large for memory (see fits_in_memory); smaller ones are read once with
+    read_subset and fed by in_memory_training_dataset.
+    """
+    names = [str(f) for f in files]
+    order = tf.data.Dataset.from_tensor_slices(names).shuffle(
+        len(names), seed=seed, reshuffle_each_iteration=True
+    )
+    return with_threads(
+        _decoded_subset(order, patients, images, stored_size, size, labels)
+        .shuffle(min(images, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
+        .batch(batch_size)
+        .prefetch(tf.data.AUTOTUNE),
+        threads,
+    )
+
+
+def fits_in_memory(images: int, size: int) -> bool:
+    """Whether the decoded subset is small enough to hold (it then also fits the shuffle buffer)."""
+    return images <= SHUFFLE_BUFFER and images * size * size <= IN_MEMORY_BYTES
+
+
+def read_subset(
+    files: Sequence[Path],
+    patients: Sequence[int],
+    images: int,
+    stored_size: int,
+    size: int,
+    labels: int,
+    threads: int | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The subset's (images uint8, labels float32) in shard order, decoded once.
+
+    Streaming re-reads and re-decodes every PNG in every epoch, beside the training on the same cores;
+    from memory, the epochs after the first are training only.
+    """
+    order = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
+    decoded = with_threads(
+        _decoded_subset(order, patients, images, stored_size, size, labels).batch(READ_BATCH), threads
+    )
+    parts = [(pixels.numpy(), truth.numpy()) for pixels, truth in decoded]
+    if not parts:
+        return np.zeros((0, size, size, 1), np.uint8), np.zeros((0, labels), np.float32)
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _decoded_subset(
+    order: tf.data.Dataset, patients: Sequence[int], images: int, stored_size: int, size: int, labels: int
+) -> tf.data.Dataset:
+    """(image, labels) of the subset's patients from the shard files in `order`, each PNG decoded once.
 
     The last shard of a subset may hold patients outside it: they are filtered out by patient id.
     assert_cardinality then checks that the shards held exactly the images the manifest promised.
@@ -71,14 +123,10 @@ def training_dataset(
         ),
         default_value=0,  # int64 -> int64: TensorFlow has no int64 -> bool hash table kernel
     )
-    names = [str(f) for f in files]
-    order = tf.data.Dataset.from_tensor_slices(names).shuffle(
-        len(names), seed=seed, reshuffle_each_iteration=True
-    )
     return (
         order.interleave(
             tf.data.TFRecordDataset,
-            cycle_length=min(INTERLEAVE, len(names)),
+            cycle_length=INTERLEAVE,
             num_parallel_calls=tf.data.AUTOTUNE,
             deterministic=True,
         )
@@ -94,10 +142,16 @@ def training_dataset(
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         .apply(tf.data.experimental.assert_cardinality(images))
-        .shuffle(min(images, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
-        .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
     )
+
+
+def with_threads(data: tf.data.Dataset, threads: int | None) -> tf.data.Dataset:
+    """tf.data's own thread pool sized to the slot (by default it takes every core of the node)."""
+    if threads is None:
+        return data
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    return data.with_options(options)
 
 
 def label_counts(files: Sequence[Path], patients: Sequence[int], labels: int) -> list[int]:
@@ -119,14 +173,15 @@ def label_counts(files: Sequence[Path], patients: Sequence[int], labels: int) ->
 
 
 def in_memory_training_dataset(
-    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, threads: int | None = None
 ) -> tf.data.Dataset:
-    """The same stream from arrays already in memory: the yardstick for the shard pipeline."""
-    return (
+    """The training stream from arrays in memory: a new seeded order every epoch, nothing re-read."""
+    return with_threads(
         tf.data.Dataset.from_tensor_slices((images, labels.astype(np.float32)))
         .shuffle(len(images), seed=seed, reshuffle_each_iteration=True)
         .batch(batch_size)
-        .prefetch(tf.data.AUTOTUNE)
+        .prefetch(tf.data.AUTOTUNE),
+        threads,
     )
 
 
