@@ -214,14 +214,6 @@ def resubmit(
         bool, typer.Option("--no-require-avx", help="No CPU requirement for them.")
     ] = False,
     as_json: JsonFlag = False,
-    export: Annotated[
-        ExportFormat | None,
-        typer.Option(
-            "--export",
-            help="Every job also converts its model to this format (default: none; "
-            "`sweep export` converts the one you need).",
-        ),
-    ] = None,
     sweeps_dir: SweepsDir = DEFAULT_SWEEPS_DIR,
 ) -> None:
     """Run the failed and held items of a sweep again, as one new submission."""
