@@ -71,3 +71,17 @@ def test_piped_tables_keep_each_row_on_one_line() -> None:
     from sweep.cli_common import out
 
     assert out.width == 240  # pytest captures stdout: not a terminal
+
+
+def test_submit_export_tflite_reaches_every_job(
+    tmp_path_factory: pytest.TempPathFactory, tmp_path: Path
+) -> None:
+    shards = shard_folder(tmp_path_factory, images=200, size=16)
+    common = ["submit", "--fractions", "0.5,1", "--replicas", "1", "--data", shards, "--dry-run"]
+    asked = cli(*common, "--export", "tflite")
+    assert asked.code == 0, asked.output
+    assert "--export tflite" in next(
+        line for line in asked.stdout.splitlines() if line.startswith("arguments")
+    )
+    assert "--export" not in cli(*common).stdout
+    assert cli(*common, "--export", "onnx").code == 2
