@@ -1,6 +1,6 @@
 # The two commands a user needs (see README.md):
 #   make demo   set up .venv and run the demo sweep end to end on the embedded local backend
-#   make test   set up .venv, start the personal HTCondor pool, run the whole test suite, stop the pool
+#   make test   set up .venv, check style and types, start the personal HTCondor pool, run the whole test suite, stop the pool
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
