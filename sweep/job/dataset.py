@@ -16,7 +16,6 @@ import numpy as np
 import tensorflow as tf
 
 SHUFFLE_BUFFER = 16_384  # images; covers a whole subset of up to ~16k images (64 MB at 64 px)
-IN_MEMORY_BYTES = 1 << 30  # a subset this small is decoded once into memory instead of streamed every epoch
 INTERLEAVE = 4
 READ_BATCH = 256
 
@@ -62,11 +61,7 @@ def training_dataset(
     seed: int,
     threads: int | None = None,
 ) -> tf.data.Dataset:
-    """The subset's images, shuffled with a fixed seed, streamed from its shards in batches.
-
-    For subsets too large for memory (see fits_in_memory); smaller ones are read once with
-    read_subset and fed by in_memory_training_dataset.
-    """
+    """The subset's images, shuffled with a fixed seed, streamed from its shards in batches."""
     names = [str(f) for f in files]
     order = tf.data.Dataset.from_tensor_slices(names).shuffle(
         len(names), seed=seed, reshuffle_each_iteration=True
@@ -78,35 +73,6 @@ def training_dataset(
         .prefetch(tf.data.AUTOTUNE),
         threads,
     )
-
-
-def fits_in_memory(images: int, size: int) -> bool:
-    """Whether the decoded subset is small enough to hold (it then also fits the shuffle buffer)."""
-    return images <= SHUFFLE_BUFFER and images * size * size <= IN_MEMORY_BYTES
-
-
-def read_subset(
-    files: Sequence[Path],
-    patients: Sequence[int],
-    images: int,
-    stored_size: int,
-    size: int,
-    labels: int,
-    threads: int | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The subset's (images uint8, labels float32) in shard order, decoded once.
-
-    Streaming re-reads and re-decodes every PNG in every epoch, beside the training on the same cores;
-    from memory, the epochs after the first are training only.
-    """
-    order = tf.data.Dataset.from_tensor_slices([str(f) for f in files])
-    decoded = with_threads(
-        _decoded_subset(order, patients, images, stored_size, size, labels).batch(READ_BATCH), threads
-    )
-    parts = [(pixels.numpy(), truth.numpy()) for pixels, truth in decoded]
-    if not parts:
-        return np.zeros((0, size, size, 1), np.uint8), np.zeros((0, labels), np.float32)
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
 def _decoded_subset(

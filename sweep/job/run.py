@@ -1,9 +1,10 @@
 """One training job, stage by stage: inputs, import, data, train, evaluate, export, write.
 
 Fixed costs are kept out of the epochs (a 10 % item of the demo data spent over half of its time
-outside training): the training subset is cached decoded after the first epoch, validation runs through
-one traced predict function on a cached dataset, and the TFLite conversion is only done when asked
-(--export tflite); otherwise the job writes model.keras and `sweep export` converts it later.
+outside training): validation and test are scored by one traced inference function, and the TFLite
+conversion is only done when asked (--export tflite); otherwise the job writes model.keras and
+`sweep export` converts it later. The training subset is still streamed from its shards every epoch
+(see _training_data for why).
 
 The manifest and the subset are checked before TensorFlow is imported, so a job sent the wrong
 files fails in a second with a clear error.json instead of after a 5 s import.
@@ -189,22 +190,16 @@ def load_data(config: JobConfig, inputs: Inputs, size: int) -> Data:
 
 
 def _training_data(config: JobConfig, inputs: Inputs, size: int) -> tuple[Any, list[int]]:
-    """(training dataset, positives per label): decoded into memory once if it fits, else streamed."""
+    """(training dataset, positives per label), streamed from the subset's shards every epoch.
+
+    Not decoded once into memory: measured side by side over 12 seeds at 100 % of the demo data,
+    that path (the same images, shuffled in full from arrays) gave a macro AUC 0.019 lower on
+    average (paired t = -2.7) for a few seconds saved; streaming gives the old results exactly.
+    """
     from sweep.job import dataset
 
-    files, subset, labels = (
-        [config.data / file for file in inputs.subset.shards],
-        inputs.subset,
-        len(inputs.labels),
-    )
-    if dataset.fits_in_memory(subset.images, size):
-        images, truth = dataset.read_subset(
-            files, subset.patients, subset.images, inputs.stored_size, size, labels, config.threads
-        )
-        return (
-            dataset.in_memory_training_dataset(images, truth, config.batch_size, config.seed, config.threads),
-            truth.sum(axis=0).astype(int).tolist(),
-        )
+    files = [config.data / file for file in inputs.subset.shards]
+    subset, labels = inputs.subset, len(inputs.labels)
     stream = dataset.training_dataset(
         files=files,
         patients=subset.patients,
