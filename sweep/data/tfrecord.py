@@ -13,7 +13,7 @@ itself reads these files in the job (and the slow tests check that it does).
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 CRC32C_POLYNOMIAL = 0x82F63B78  # Castagnoli, reflected
 MASK_DELTA = 0xA282EAD8
@@ -32,13 +32,25 @@ def _crc_table() -> tuple[int, ...]:
 _TABLE = _crc_table()
 
 
-def crc32c(data: bytes) -> int:
-    # A byte loop runs at ~16 MB/s: a 64 px shard of 2,048 images takes ~0.5 s, small next to
-    # decoding and resizing the source PNGs.
+def pure_crc32c(data: bytes) -> int:
+    """CRC-32C in pure Python: the fallback where the `crc32c` package is missing (~3-16 MB/s)."""
     crc, table = 0xFFFFFFFF, _TABLE
     for byte in data:
         crc = table[(crc ^ byte) & 0xFF] ^ (crc >> 8)
     return crc ^ 0xFFFFFFFF
+
+
+def _library_crc32c() -> Callable[[bytes], int] | None:
+    # The `crc32c` package (ICRAR, hardware CRC instructions, GB/s) is a dependency of sweep; a
+    # node or interpreter without it still writes valid records, only slower.
+    try:
+        from crc32c import crc32c as library
+    except ImportError:
+        return None
+    return library
+
+
+crc32c: Callable[[bytes], int] = _library_crc32c() or pure_crc32c
 
 
 def masked_crc(data: bytes) -> int:
